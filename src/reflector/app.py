@@ -1,0 +1,112 @@
+"""create_app(): routers, error handlers, middleware and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.exceptions import HTTPException
+
+from reflector import __version__
+from reflector.auth.routes import router as auth_router
+from reflector.db.engine import create_engine, create_session_factory
+from reflector.errors import AppError, error_body
+from reflector.health import router as health_router
+from reflector.logs import get_logger
+from reflector.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from reflector.rooms.routes import router as rooms_router
+from reflector.settings import Settings
+from reflector.validation import describe_validation_error
+
+_log = get_logger("reflector.app")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> FastAPI:
+    """Build the application. Pass `engine` to share one (tests); otherwise one is created."""
+    owns_engine = engine is None
+    engine = engine or create_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Reflector",
+        version=__version__,
+        description="Rooms, meetings, recordings and transcripts. Authenticate with "
+        "`Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+
+    app.include_router(health_router)
+    app.include_router(auth_router)
+    app.include_router(rooms_router)
+
+    _install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware, limit_for=lambda _path: settings.MAX_REQUEST_BODY_BYTES
+    )
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _json_error(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return _json_error(exc.status_code, exc.code, exc.detail, exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type")
+        status, code, detail = describe_validation_error(exc.errors(), content_type)
+        return _json_error(status, code, detail)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no {request.url.path}; the API is described at /docs."
+        elif exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}; see /docs."
+        headers: Any = getattr(exc, "headers", None)
+        return _json_error(exc.status_code, code, detail, headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        request_id = getattr(request.state, "request_id", "unknown")
+        _log.error("unhandled error", exc_info=exc)
+        return _json_error(
+            500,
+            "internal_error",
+            f"Something went wrong on our side (request id {request_id}); "
+            "the server log has the details under that id.",
+        )

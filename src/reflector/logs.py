@@ -1,0 +1,53 @@
+"""structlog set-up: one line per event, request/job ids bound from context, secrets masked."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from reflector.settings import LogFormat
+
+_SENSITIVE_KEY = re.compile(r"(secret|token|password|authorization|api_key|signature)", re.I)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+
+
+def _mask_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in list(event_dict.items()):
+        if key != "event" and _SENSITIVE_KEY.search(key) and value is not None:
+            event_dict[key] = "***"
+        elif isinstance(value, str) and "earer" in value:
+            event_dict[key] = _BEARER.sub(r"\1***", value)
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.console) -> None:
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt is LogFormat.json
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _mask_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,1 @@
+"""Rooms: a named place to meet, backed by a video platform."""

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictStr
+
+from reflector.inputs import StrictInput
+from reflector.platforms.registry import DEFAULT_PLATFORM, is_known_platform, platform_names
+from reflector.rooms.models import RecordingTrigger, RecordingType, RoomMode
+
+ROOM_NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,39}$")
+
+
+def _room_name(value: str) -> str:
+    if not ROOM_NAME_PATTERN.fullmatch(value):
+        raise ValueError(
+            "a room name is 1-39 characters of lower-case letters, digits and hyphens "
+            f"(got {value!r})"
+        )
+    return value
+
+
+def _platform(value: str) -> str:
+    if not is_known_platform(value):
+        raise ValueError(f"unknown platform {value!r}; available: {', '.join(platform_names())}")
+    return value
+
+
+RoomName = Annotated[StrictStr, AfterValidator(_room_name)]
+PlatformName = Annotated[StrictStr, AfterValidator(_platform)]
+
+
+class RoomCreate(StrictInput):
+    name: RoomName
+    platform: PlatformName = DEFAULT_PLATFORM
+    recording_type: RecordingType = RecordingType.cloud
+    recording_trigger: RecordingTrigger = RecordingTrigger.automatic_2nd_participant
+    is_locked: StrictBool = False
+    room_mode: RoomMode = RoomMode.normal
+
+
+class RoomUpdate(StrictInput):
+    non_nullable: ClassVar[frozenset[str]] = frozenset(
+        {"name", "platform", "recording_type", "recording_trigger", "is_locked", "room_mode"}
+    )
+
+    name: RoomName | None = None
+    platform: PlatformName | None = None
+    recording_type: RecordingType | None = None
+    recording_trigger: RecordingTrigger | None = None
+    is_locked: StrictBool | None = None
+    room_mode: RoomMode | None = None
+
+
+class RoomOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    owner_id: str
+    platform: str
+    recording_type: RecordingType
+    recording_trigger: RecordingTrigger
+    is_locked: bool
+    room_mode: RoomMode
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,217 @@
+"""The `reflector` command, in-process for the admin commands and as a real server process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from reflector.cli import app
+
+ROOM = {
+    "name": "my-whereby-room",
+    "platform": "whereby",
+    "recording_type": "cloud",
+    "recording_trigger": "automatic-2nd-participant",
+    "is_locked": False,
+    "room_mode": "normal",
+}
+TOKEN = re.compile(r"rfl_[A-Za-z0-9_-]{20,}")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    return CliRunner(env={"DATA_DIR": str(tmp_path / "data")})
+
+
+def invoke(cli: CliRunner, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    result = cli.invoke(app, ["--env-file", str(tmp_path / "absent.env"), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_admin_commands(cli: CliRunner, tmp_path: Path) -> None:
+    code, _, err = invoke(cli, tmp_path, "users", "create", "ada@example.com")
+    assert code == 1
+    assert "reflector migrate" in err
+
+    code, out, _ = invoke(cli, tmp_path, "migrate")
+    assert code == 0, out
+    assert "0001" in out
+
+    code, out, _ = invoke(cli, tmp_path, "users", "create", "Ada@Example.com")
+    assert code == 0
+    assert "ada@example.com" in out
+    code, _, err = invoke(cli, tmp_path, "users", "create", "ada@example.com")
+    assert code == 1
+    assert "already exists" in err
+
+    code, out, err = invoke(cli, tmp_path, "tokens", "create", "ada@example.com", "--name", "ci")
+    assert code == 0
+    secret = out.strip()
+    assert TOKEN.fullmatch(secret), out
+    assert "shown only this once" in err
+    token_id = re.search(r"tok_[0-9a-f]+", err)
+    assert token_id
+
+    code, out, _ = invoke(cli, tmp_path, "tokens", "list")
+    assert code == 0
+    assert token_id.group() in out
+    assert "ci" in out
+    assert secret not in out
+
+    code, _, err = invoke(cli, tmp_path, "tokens", "create", "nobody@example.com")
+    assert code == 1
+    assert "reflector users create" in err
+
+    code, out, _ = invoke(cli, tmp_path, "tokens", "revoke", token_id.group())
+    assert code == 0
+    assert "revoked" in out
+    code, out, _ = invoke(cli, tmp_path, "tokens", "list", "--email", "ada@example.com")
+    assert "revoked" in out
+
+    code, _, err = invoke(cli, tmp_path, "tokens", "revoke", "tok_nope")
+    assert code == 1
+    assert "tokens list" in err
+
+    code, out, _ = invoke(cli, tmp_path, "migrate", "base", "--downgrade")
+    assert code == 0
+    assert "base" in out
+
+
+def test_malformed_setting_stops_with_one_line(cli: CliRunner, tmp_path: Path) -> None:
+    env = tmp_path / "bad.env"
+    env.write_text("SQS_POLLING_TIMEOUT_SECONDS=often\n")
+    result = cli.invoke(app, ["--env-file", str(env), "migrate"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "SQS_POLLING_TIMEOUT_SECONDS" in lines[0]
+    assert "integer" in lines[0]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _reflector() -> str:
+    return str(Path(sys.executable).parent / "reflector")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """`reflector serve` as a user runs it: a fresh folder, no .env, default settings."""
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [_reflector(), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    token = None
+    deadline = time.monotonic() + 60
+    while token is None and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = TOKEN.search(line)
+        token = match.group() if match else None
+    assert token, "reflector serve did not print the first admin token"
+    base = f"http://127.0.0.1:{port}"
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"{base}/health", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield base, token, process
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def test_serve_from_an_empty_folder(
+    server: tuple[str, str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    base, token, _ = server
+    assert (tmp_path / "data" / "reflector.sqlite3").exists()
+    assert httpx.get(f"{base}/health").status_code == 200
+
+    auth = {"Authorization": f"Bearer {token}"}
+    created = httpx.post(f"{base}/v1/rooms", json=ROOM, headers=auth)
+    assert created.status_code == 201
+    assert {key: created.json()[key] for key in ROOM} == ROOM
+    assert httpx.post(f"{base}/v1/rooms", json=ROOM, headers=auth).status_code == 409
+    huge = httpx.post(f"{base}/v1/rooms", json={**ROOM, "room_mode": "huge"}, headers=auth)
+    assert huge.status_code == 422
+    assert "room_mode" in huge.json()["detail"]
+    assert httpx.post(f"{base}/v1/rooms", json=ROOM).status_code == 401
+
+    # A second user, made with the CLI against the same database, cannot see the room.
+    env = {**os.environ, "DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+    run = [_reflector(), "--env-file", str(tmp_path / "absent.env")]
+    subprocess.run([*run, "users", "create", "bob@example.com"], env=env, check=True)
+    other = subprocess.run(
+        [*run, "tokens", "create", "bob@example.com"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    bob = {"Authorization": f"Bearer {other}"}
+    room_url = f"{base}/v1/rooms/my-whereby-room"
+    assert httpx.get(room_url, headers=bob).status_code == 404
+    assert httpx.patch(room_url, json={"is_locked": True}, headers=bob).status_code == 404
+    assert httpx.delete(room_url, headers=bob).status_code == 404
+    assert httpx.get(room_url, headers=auth).status_code == 200
+
+
+def test_second_start_prints_no_token(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    subprocess.run([_reflector(), "migrate"], cwd=tmp_path, env=env, check=True)
+    first = subprocess.run(
+        [_reflector(), "users", "create", "someone@example.com"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "someone@example.com" in first.stdout
+    port = _free_port()
+    process = subprocess.Popen(
+        [_reflector(), "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=10)
+    assert not TOKEN.search(out)
