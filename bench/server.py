@@ -33,14 +33,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+def serve(extra_env: dict[str, str] | None = None, *, workers: int = 1) -> Iterator[Server]:
     """A fresh server in an empty folder (SQLite unless DATABASE_URL is given)."""
     reflector = str(Path(sys.executable).parent / "reflector")
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         env = {**os.environ, "LOG_LEVEL": "WARNING", **(extra_env or {})}
         process = subprocess.Popen(
-            [reflector, "serve", "--port", str(port)],
+            [reflector, "serve", "--port", str(port), "--workers", str(workers)],
             cwd=folder,
             env=env,
             stdout=subprocess.PIPE,
@@ -86,14 +86,24 @@ def _ms(text: str) -> float:
     return value * 1000
 
 
-def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str]) -> WrkResult:
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str],
+    script: str | None = None,
+) -> WrkResult:
     command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", script]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    distribution = out.split("Latency Distribution", 1)[-1]
+    p50 = _ms(re.search(r"50%\s+(\S+)", distribution).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", distribution).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out

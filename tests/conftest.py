@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +30,7 @@ from reflector.auth import service as auth
 from reflector.db import migrate
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.db.models import Base
+from reflector.platforms.base import VideoPlatform
 from reflector.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -162,14 +165,31 @@ async def engine(database: Database) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+WEBHOOK_SECRET = "whsec-test-secret"
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return make_settings(tmp_path)
+    return make_settings(tmp_path, WHEREBY_WEBHOOK_SECRET=WEBHOOK_SECRET)
 
 
 @pytest.fixture
-async def client(engine: AsyncEngine, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings, engine=engine)
+def platforms() -> dict[str, VideoPlatform] | None:
+    """The app's platforms; None = the registry's real ones. Modules override this."""
+    return None
+
+
+@pytest.fixture
+async def app(
+    engine: AsyncEngine, settings: Settings, platforms: dict[str, VideoPlatform] | None
+) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, engine=engine, platforms=platforms, background=False)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http

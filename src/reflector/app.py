@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -17,11 +19,18 @@ from reflector.auth.routes import router as auth_router
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.errors import AppError, error_body
 from reflector.health import router as health_router
-from reflector.logs import get_logger
+from reflector.logs import configure_logging, get_logger
+from reflector.meetings.lifecycle import run_lifecycle
+from reflector.meetings.routes import router as meetings_router
 from reflector.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from reflector.platforms.base import VideoPlatform
+from reflector.platforms.registry import build_platforms
+from reflector.platforms.whereby.routes import router as whereby_router
 from reflector.rooms.routes import router as rooms_router
-from reflector.settings import Settings
+from reflector.settings import Settings, settings_from_environment
 from reflector.validation import describe_validation_error
+from reflector.webhooks.ratelimit import WebhookLimiter
+from reflector.webhooks.routes import webhook_router
 
 _log = get_logger("reflector.app")
 
@@ -38,16 +47,44 @@ _HTTP_CODES = {
 }
 
 
-def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> FastAPI:
-    """Build the application. Pass `engine` to share one (tests); otherwise one is created."""
+def create_app(
+    settings: Settings,
+    *,
+    engine: AsyncEngine | None = None,
+    platforms: dict[str, VideoPlatform] | None = None,
+    background: bool = True,
+) -> FastAPI:
+    """Build the application.
+
+    `engine` shares a database engine (tests); `platforms` replaces the registry's platforms
+    (fakes at the Protocol seam); `background=False` skips the periodic meeting lifecycle.
+    """
     owns_engine = engine is None
     engine = engine or create_engine(settings.database_url)
+    http = httpx.AsyncClient(timeout=settings.WHEREBY_HTTP_TIMEOUT_SECONDS)
+    session_factory = create_session_factory(engine)
+    platforms = platforms if platforms is not None else build_platforms(settings, http)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_engine:
-            await engine.dispose()
+        tasks: list[asyncio.Task[None]] = []
+        if background:
+            tasks.append(
+                asyncio.create_task(
+                    run_lifecycle(
+                        session_factory, platforms, settings.MEETING_LIFECYCLE_INTERVAL_SECONDS
+                    )
+                )
+            )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await http.aclose()
+            if owns_engine:
+                await engine.dispose()
 
     app = FastAPI(
         title="Reflector",
@@ -58,11 +95,22 @@ def create_app(settings: Settings, *, engine: AsyncEngine | None = None) -> Fast
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.session_factory = create_session_factory(engine)
+    app.state.session_factory = session_factory
+    app.state.platforms = platforms
+    app.state.whereby_api_check = {}
+    app.state.webhook_limiter = WebhookLimiter(
+        failures_per_minute=settings.WEBHOOK_FAILED_REQUESTS_PER_MINUTE,
+        requests_per_minute=settings.WEBHOOK_REQUESTS_PER_MINUTE,
+        redis_url=settings.REDIS_URL,
+    )
 
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(rooms_router)
+    app.include_router(meetings_router)
+    app.include_router(whereby_router)
+    for name in platforms:
+        app.include_router(webhook_router(name))
 
     _install_error_handlers(app)
     app.add_middleware(
@@ -110,3 +158,10 @@ def _install_error_handlers(app: FastAPI) -> None:
             f"Something went wrong on our side (request id {request_id}); "
             "the server log has the details under that id.",
         )
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` worker processes (reflector serve --workers N)."""
+    settings = settings_from_environment()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_FORMAT)
+    return create_app(settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,7 +18,7 @@ from reflector.db import migrate as migrations
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.errors import AppError
 from reflector.logs import configure_logging
-from reflector.settings import ConfigError, Settings, load_settings
+from reflector.settings import ENV_FILE_VARIABLE, ConfigError, Settings, load_settings
 
 T = TypeVar("T")
 
@@ -92,6 +93,9 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 1250,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes (each with its own event loop).")
+    ] = 1,
 ) -> None:
     """Apply migrations, create the first admin on an empty database, and serve the API."""
     import uvicorn
@@ -122,7 +126,20 @@ def serve(
             else f"http://{host}:{port}"
         )
         _announce_admin(settings.ADMIN_EMAIL, base, issued)
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
+        return
+    # Worker processes build the app from an import string and read settings themselves.
+    os.environ[ENV_FILE_VARIABLE] = str(ctx.obj["env_file"].resolve())
+    uvicorn.run(
+        "reflector.app:app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
 
 
 def _announce_admin(email: str, base: str, issued: auth.IssuedToken) -> None:

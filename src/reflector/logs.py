@@ -27,6 +27,16 @@ def _mask_secrets(
     return event_dict
 
 
+class _CurrentStderr:
+    """sys.stderr as it is at each write: test runners and daemons may replace it later."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.console) -> None:
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -43,7 +53,7 @@ def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.console) -
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,6 +19,9 @@ class Environment(StrEnum):
 class LogFormat(StrEnum):
     console = "console"
     json = "json"
+
+
+HexColor = Annotated[str, Field(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
 class ConfigError(Exception):
@@ -92,6 +96,61 @@ class Settings(BaseSettings):
         60, ge=1, description="Long-poll wait per receive, in seconds (SQS caps it at 20)."
     )
 
+    # Whereby meetings, API client and webhooks.
+    WHEREBY_MEETING_DURATION_HOURS: float = Field(
+        8.0, gt=0, le=24 * 30, description="How long a new meeting stays open (its endDate)."
+    )
+    WHEREBY_HTTP_TIMEOUT_SECONDS: float = Field(
+        10.0, gt=0, le=300, description="Timeout of one Whereby API request."
+    )
+    WHEREBY_MAX_RETRIES: int = Field(
+        3, ge=0, le=10, description="Retries of a Whereby API call on 5xx, 429 and timeouts."
+    )
+    WHEREBY_RETRY_AFTER_MAX_SECONDS: float = Field(
+        30.0, ge=0, le=600, description="Longest wait honoured from a 429's Retry-After."
+    )
+    WHEREBY_WEBHOOK_TOLERANCE_SECONDS: int = Field(
+        60, ge=1, le=3600, description="Accepted clock difference of a webhook signature."
+    )
+    WHEREBY_BRAND_LOGO_PATH: Path | None = Field(
+        None, description="Image file set as the logo of each new Whereby room."
+    )
+    WHEREBY_BRAND_COLOR_PRIMARY: HexColor | None = Field(
+        None, description="Room theme primary colour, #RRGGBB."
+    )
+    WHEREBY_BRAND_COLOR_SECONDARY: HexColor | None = Field(
+        None, description="Room theme secondary colour, #RRGGBB."
+    )
+    WHEREBY_BRAND_COLOR_FOCUS: HexColor | None = Field(
+        None, description="Room theme focus colour, #RRGGBB."
+    )
+    WHEREBY_SANDBOX_PORT: int = Field(
+        1251,
+        ge=1,
+        le=65535,
+        description="Port of the local Whereby sandbox that serve starts when WHEREBY_API_KEY "
+        "is unset.",
+    )
+    WEBHOOK_FAILED_REQUESTS_PER_MINUTE: int = Field(
+        30,
+        ge=1,
+        description="Webhook requests failing verification allowed per client address per "
+        "minute; more get 429.",
+    )
+    WEBHOOK_REQUESTS_PER_MINUTE: int = Field(
+        100_000,
+        ge=1,
+        description="Ceiling on verified webhook requests per client address per minute.",
+    )
+    REDIS_URL: str | None = Field(
+        None,
+        pattern=r"^rediss?://",
+        description="Redis URL (redis://host:6379/0) for shared rate limits; unset: in memory.",
+    )
+    MEETING_LIFECYCLE_INTERVAL_SECONDS: int = Field(
+        60, ge=1, description="How often meetings are checked for having ended."
+    )
+
     @field_validator(
         "WHEREBY_API_KEY",
         "WHEREBY_WEBHOOK_SECRET",
@@ -100,6 +159,11 @@ class Settings(BaseSettings):
         "RECORDING_STORAGE_AWS_BUCKET_NAME",
         "AWS_PROCESS_RECORDING_QUEUE_URL",
         "DATABASE_URL",
+        "WHEREBY_BRAND_LOGO_PATH",
+        "WHEREBY_BRAND_COLOR_PRIMARY",
+        "WHEREBY_BRAND_COLOR_SECONDARY",
+        "WHEREBY_BRAND_COLOR_FOCUS",
+        "REDIS_URL",
         mode="before",
     )
     @classmethod
@@ -125,6 +189,13 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("WHEREBY_BRAND_LOGO_PATH")
+    @classmethod
+    def _logo_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"expected the path of an image file, but {value} is not a file")
+        return value
+
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:
@@ -144,6 +215,16 @@ def _describe(error: Any) -> str:
     secret = "KEY" in loc or "SECRET" in loc or "PASSWORD" in loc
     shown = "" if secret or isinstance(given, dict) else f" (got {given!r})"
     return f"{loc}: {message}{shown}"
+
+
+ENV_FILE_VARIABLE = "REFLECTOR_ENV_FILE"
+
+
+def settings_from_environment() -> Settings:
+    """Settings for a server worker process: the env file the CLI was given is passed down in
+    REFLECTOR_ENV_FILE, because worker processes are started from an import string."""
+    env_file = os.environ.get(ENV_FILE_VARIABLE) or ".env"
+    return load_settings(_env_file=env_file if Path(env_file).exists() else None)
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -1,0 +1,1 @@
+"""Meetings of a room on its platform: creation, participants, sessions and expiry."""

@@ -1,0 +1,67 @@
+"""Meeting expiry: a meeting ends when it is past its end date with nobody in it, or when its
+platform reports every session ended and nobody is left. The room then gets a fresh meeting on
+the next request."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reflector.db.base import utcnow
+from reflector.logs import get_logger
+from reflector.meetings.models import Meeting
+from reflector.meetings.service import mark_ended
+from reflector.platforms.base import VideoPlatform
+
+_log = get_logger("reflector.meetings.lifecycle")
+
+
+async def close_finished_meetings(
+    session: AsyncSession, platforms: dict[str, VideoPlatform], now: datetime
+) -> list[tuple[str, str]]:
+    """End what is over; returns (meeting id, reason) pairs. The caller commits."""
+    closed: list[tuple[str, str]] = []
+    meetings = await session.scalars(
+        select(Meeting).where(Meeting.is_active.is_(True), Meeting.num_clients == 0)
+    )
+    for meeting in list(meetings):
+        if meeting.end_date <= now:
+            mark_ended(meeting, "expired", now)
+            closed.append((meeting.id, "expired"))
+            continue
+        platform = platforms.get(meeting.platform)
+        if platform is None:
+            continue
+        try:
+            sessions = await platform.list_sessions(meeting.platform_room_name)
+        except Exception as exc:
+            _log.warning("could not list sessions", meeting_id=meeting.id, error=str(exc))
+            continue
+        if sessions and all(s.ended_at is not None for s in sessions):
+            mark_ended(meeting, "sessions_ended", now)
+            closed.append((meeting.id, "sessions_ended"))
+    for meeting_id, reason in closed:
+        _log.info("meeting ended", meeting_id=meeting_id, reason=reason)
+    return closed
+
+
+async def run_lifecycle(
+    factory: async_sessionmaker[AsyncSession],
+    platforms: dict[str, VideoPlatform],
+    interval: float,
+    now: Callable[[], datetime] = utcnow,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run close_finished_meetings every `interval` seconds until cancelled."""
+    while True:
+        try:
+            async with factory() as session:
+                await close_finished_meetings(session, platforms, now())
+                await session.commit()
+        except Exception as exc:
+            _log.error("meeting lifecycle pass failed", exc_info=exc)
+        await sleep(interval)

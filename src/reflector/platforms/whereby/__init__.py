@@ -1,0 +1,1 @@
+"""Whereby: REST client, webhook signatures and payloads, and the VideoPlatform implementation."""

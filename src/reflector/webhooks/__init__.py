@@ -1,0 +1,1 @@
+"""Incoming platform webhooks: the event inbox (audit log), rejections and rate limits."""

@@ -1,0 +1,95 @@
+"""POST /v1/<platform>: verify, store once, apply. Lean on purpose: this is the hot path."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from reflector.db.base import utcnow
+from reflector.errors import AppError, error_body
+from reflector.logs import get_logger
+from reflector.platforms.base import InvalidWebhookPayload, VideoPlatform, WebhookRejected
+from reflector.webhooks import inbox
+from reflector.webhooks.ratelimit import WebhookLimiter
+
+_log = get_logger("reflector.webhooks")
+
+# OSError too: a refused connection surfaces from the driver before SQLAlchemy wraps it.
+_RETRY_LATER = (
+    "The event could not be stored just now; it was not applied. The platform retries "
+    "deliveries that get a 5xx answer."
+)
+
+
+def _error(exc: AppError) -> JSONResponse:
+    return JSONResponse(
+        error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
+    )
+
+
+def webhook_router(platform_name: str) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    @router.post(
+        f"/v1/{platform_name}",
+        summary=f"Receive {platform_name} webhooks (signed; no token)",
+        response_model=None,
+    )
+    async def receive(request: Request) -> JSONResponse:
+        platform: VideoPlatform = request.app.state.platforms[platform_name]
+        limiter: WebhookLimiter = request.app.state.webhook_limiter
+        factory: async_sessionmaker[AsyncSession] = request.app.state.session_factory
+        client = request.client.host if request.client else "unknown"
+        try:
+            if await limiter.failures_exhausted(client):
+                return _rate_limited(
+                    "Too many webhook requests from this address failed "
+                    "verification; wait a minute."
+                )
+            body = await request.body()
+            try:
+                platform.verify_webhook(body, request.headers, time.time())
+                event = platform.parse_webhook(body)
+            except (WebhookRejected, InvalidWebhookPayload) as exc:
+                reason = getattr(exc, "reason", "invalid_payload")
+                await limiter.record_failure(client)
+                _log.warning("webhook rejected", platform=platform_name, reason=reason)
+                await _record_rejection(factory, platform_name, reason, client)
+                return _error(exc)
+            if not await limiter.allow_verified(client):
+                return _rate_limited("Too many webhook events from this address; slow down.")
+            outcome = await inbox.receive_event(
+                request.app.state.engine, platform_name, event, body.decode("utf-8"), utcnow()
+            )
+            return JSONResponse({"status": outcome, "event_id": event.event_id})
+        except (SQLAlchemyError, OSError) as exc:
+            _log.error("webhook not stored: database error", error=str(exc))
+            return JSONResponse(error_body("database_unavailable", _RETRY_LATER), status_code=503)
+        except Exception as exc:
+            # Never a 500 here: the platform retries 5xx, and 503 says "later" honestly.
+            _log.error("webhook not processed", exc_info=exc)
+            return JSONResponse(error_body("webhook_failed", _RETRY_LATER), status_code=503)
+
+    return router
+
+
+async def _record_rejection(
+    factory: async_sessionmaker[AsyncSession], platform: str, reason: str, client: str
+) -> None:
+    # The caller's answer (400/401/503) matters more than this record: never let it fail them.
+    try:
+        async with factory() as session:
+            await inbox.record_rejection(session, platform, reason, client, utcnow())
+            await session.commit()
+    except (SQLAlchemyError, OSError) as exc:
+        _log.warning("could not record a webhook rejection", error=str(exc))
+
+
+def _rate_limited(detail: str) -> JSONResponse:
+    return JSONResponse(
+        error_body("rate_limited", detail), status_code=429, headers={"Retry-After": "60"}
+    )
