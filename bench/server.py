@@ -94,12 +94,18 @@ def wrk(
     headers: dict[str, str],
     script: str | None = None,
 ) -> WrkResult:
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    threads = os.environ.get("WRK_THREADS", "2")
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         command += ["-s", script]
     for key, value in headers.items():
         command += ["-H", f"{key}: {value}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    if os.environ.get("WRK_TIME"):
+        command = ["/usr/bin/time", "-f", "wrk cpu: %U user %S sys %e wall", *command]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=True)
+    out = done.stdout
+    if os.environ.get("WRK_TIME"):
+        print(done.stderr.strip().splitlines()[-1])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     distribution = out.split("Latency Distribution", 1)[-1]
     p50 = _ms(re.search(r"50%\s+(\S+)", distribution).group(1))  # type: ignore[union-attr]

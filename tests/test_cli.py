@@ -216,3 +216,60 @@ def test_second_start_prints_no_token(tmp_path: Path) -> None:
         process.terminate()
         out, _ = process.communicate(timeout=10)
     assert not TOKEN.search(out)
+
+
+def _wait_ok(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return httpx.get(url, headers=headers, timeout=1)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_sandbox_command(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WHEREBY_")}
+    process = subprocess.Popen(
+        [_reflector(), "sandbox", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        refused = _wait_ok(f"{base}/v1/meetings")
+        assert refused.status_code == 401
+        listing = _wait_ok(
+            f"{base}/v1/meetings", headers={"Authorization": "Bearer reflector-sandbox-key"}
+        )
+        assert listing.status_code == 200
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=10)
+    assert "Whereby sandbox at" in err
+    assert "/v1/whereby" in err
+
+
+def test_serve_with_two_workers(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [_reflector(), "serve", "--port", str(port), "--workers", "2", "--no-sandbox"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert _wait_ok(f"http://127.0.0.1:{port}/health").status_code == 200
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=15)
+    token = TOKEN.search(out)
+    assert token

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from pydantic import HttpUrl, SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reflector.auth import service as auth
@@ -18,9 +22,13 @@ from reflector.db import migrate as migrations
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.errors import AppError
 from reflector.logs import configure_logging
+from reflector.sandbox.defaults import SANDBOX_API_KEY, SANDBOX_WEBHOOK_SECRET
 from reflector.settings import ENV_FILE_VARIABLE, ConfigError, Settings, load_settings
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from reflector.sandbox import SandboxConfig
 
 app = typer.Typer(
     help="Reflector: a self-hosted service that gives video meetings a memory.",
@@ -88,6 +96,45 @@ def _root(
     ctx.obj = {"env_file": env_file}
 
 
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (a comparison)
+
+
+def _sandbox_config(
+    settings: Settings, *, host: str, port: int, webhook_url: str | None, audio: Path | None
+) -> SandboxConfig:
+    from reflector.sandbox import DEFAULT_AUDIO_FILE, SandboxConfig
+
+    key = settings.WHEREBY_API_KEY
+    secret = settings.WHEREBY_WEBHOOK_SECRET
+    return SandboxConfig(
+        api_key=key.get_secret_value() if key else SANDBOX_API_KEY,
+        public_url=f"http://{_loopback(host)}:{port}",
+        recordings_dir=settings.DATA_DIR / "recordings",
+        webhook_url=webhook_url,
+        webhook_secret=secret.get_secret_value() if secret else SANDBOX_WEBHOOK_SECRET,
+        audio_file=audio or DEFAULT_AUDIO_FILE,
+    )
+
+
+def _start_sandbox_thread(config: SandboxConfig, host: str, port: int) -> None:
+    """Run the sandbox beside the server, on its own event loop in a daemon thread, so that
+    it works with any number of server worker processes and dies with this process."""
+    from reflector.sandbox import serve_sandbox
+
+    def run() -> None:
+        asyncio.run(serve_sandbox(config, host, port))
+
+    threading.Thread(target=run, name="whereby-sandbox", daemon=True).start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex((_loopback(host), port)) == 0:
+                return
+        time.sleep(0.05)
+    raise _fail(f"error: the Whereby sandbox did not start on port {port}; is the port free?")
+
+
 @app.command()
 def serve(
     ctx: typer.Context,
@@ -96,6 +143,10 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="Server processes (each with its own event loop).")
     ] = 1,
+    sandbox: Annotated[
+        bool,
+        typer.Option(help="Start the local Whereby sandbox when WHEREBY_API_KEY is unset."),
+    ] = True,
 ) -> None:
     """Apply migrations, create the first admin on an empty database, and serve the API."""
     import uvicorn
@@ -103,6 +154,8 @@ def serve(
     from reflector.app import create_app
 
     settings = _settings(ctx)
+    if sandbox and settings.WHEREBY_API_KEY is None:
+        settings = _with_sandbox(settings, host, port)
 
     async def prepare() -> auth.IssuedToken | None:
         engine = create_engine(settings.database_url)
@@ -139,6 +192,42 @@ def serve(
         port=port,
         log_config=None,
         access_log=False,
+    )
+
+
+def _with_sandbox(settings: Settings, host: str, port: int) -> Settings:
+    """Start the sandbox and point the Whereby settings at it."""
+    sandbox_port = settings.WHEREBY_SANDBOX_PORT
+    config = _sandbox_config(
+        settings,
+        host="127.0.0.1",
+        port=sandbox_port,
+        webhook_url=f"http://{_loopback(host)}:{port}/v1/whereby",
+        audio=None,
+    )
+    _start_sandbox_thread(config, "127.0.0.1", sandbox_port)
+    typer.echo(
+        f"WHEREBY_API_KEY is not set: using the local Whereby sandbox at {config.base_url} "
+        "(simulated meetings; open a meeting's room_url to join it, recordings go to "
+        f"{config.recordings_dir}).",
+        err=True,
+    )
+    api_url = f"{config.base_url}/v1"
+    secret = config.webhook_secret or SANDBOX_WEBHOOK_SECRET
+    # Worker processes (--workers) read their settings from the environment.
+    os.environ.update(
+        {
+            "WHEREBY_API_URL": api_url,
+            "WHEREBY_API_KEY": config.api_key,
+            "WHEREBY_WEBHOOK_SECRET": secret,
+        }
+    )
+    return settings.model_copy(
+        update={
+            "WHEREBY_API_URL": HttpUrl(api_url),
+            "WHEREBY_API_KEY": SecretStr(config.api_key),
+            "WHEREBY_WEBHOOK_SECRET": SecretStr(secret),
+        }
     )
 
 
@@ -260,6 +349,41 @@ def tokens_revoke(
     settings = _settings(ctx)
     token = _run(settings, lambda session: auth.revoke_token(session, token_id))
     typer.echo(f"revoked token {token.id} '{token.name}'")
+
+
+@app.command("sandbox")
+def sandbox_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on (default WHEREBY_SANDBOX_PORT).")
+    ] = None,
+    webhook_url: Annotated[
+        str | None,
+        typer.Option(help="Where to send webhooks (default: BASE_URL + /v1/whereby)."),
+    ] = None,
+    audio: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Audio file that recordings are made from."),
+    ] = None,
+) -> None:
+    """Run the local Whereby sandbox on its own (REST API, room pages, webhooks, recordings).
+
+    Its API key and webhook secret are WHEREBY_API_KEY and WHEREBY_WEBHOOK_SECRET when set,
+    else the documented sandbox defaults."""
+    from reflector.sandbox import serve_sandbox
+
+    settings = _settings(ctx)
+    port = port or settings.WHEREBY_SANDBOX_PORT
+    target = webhook_url or str(settings.BASE_URL).rstrip("/") + "/v1/whereby"
+    config = _sandbox_config(settings, host=host, port=port, webhook_url=target, audio=audio)
+    typer.echo(
+        f"Whereby sandbox at {config.base_url} (API {config.base_url}/v1, key "
+        f"{'from WHEREBY_API_KEY' if settings.WHEREBY_API_KEY else repr(config.api_key)}); "
+        f"webhooks to {target}; recordings into {config.recordings_dir}.",
+        err=True,
+    )
+    asyncio.run(serve_sandbox(config, host, port))
 
 
 def main() -> None:

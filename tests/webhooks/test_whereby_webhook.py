@@ -364,3 +364,20 @@ async def test_whereby_health(client: httpx.AsyncClient, meeting: Meeting) -> No
     assert health["rejected_24h_by_reason"] == {"bad_signature": 1}
     assert health["last_verified_event_at"] is not None
     assert "whsec" not in response.text
+
+
+async def test_the_recorder_is_not_a_person(
+    client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting
+) -> None:
+    await post_event(client, joined(meeting, "p1", 1, 0))
+    await post_event(client, joined(meeting, "p2", 2, 1))
+    recorder = joined(meeting, "rec", 3, 2, role="recorder")
+    recorder["data"]["numClientsByRoleName"] = {"visitor": 2, "recorder": 1}
+    await post_event(client, recorder)
+    count, present = await meeting_state(engine, meeting.id)
+    assert count == 2
+    assert present == {"p1": True, "p2": True, "rec": True}
+    async with create_session_factory(engine)() as session:
+        stored = await session.get(Meeting, meeting.id)
+        assert stored is not None
+        assert stored.num_clients_by_role == {"visitor": 2, "recorder": 1}

@@ -2,8 +2,9 @@
 
 Events may arrive duplicated and in any order. Counts come from the newest participant event
 (by the platform's createdAt), each participant's presence from the newest event about them,
-so every delivery order ends in the same state. Every write is one conditional statement, so
-concurrent deliveries never interleave a read and a write.
+so every delivery order ends in the same state (for equal times, the later arrival wins).
+Every write is one conditional statement, so concurrent deliveries never interleave a read and
+a write.
 
 This is the webhook hot path: the statements are Core, built once per backend with bound
 parameters (building expression trees per request cost more than running them).
@@ -63,7 +64,9 @@ def counts_update(meeting_id: Any) -> Any:
         update(Meeting)
         .where(
             Meeting.id == meeting_id,
-            or_(Meeting.counts_event_at.is_(None), Meeting.counts_event_at < bindparam("at")),
+            # Equal times do happen (a recorder joins in the same millisecond as the person
+            # who triggered it); redeliveries never reach here, so arrival order decides.
+            or_(Meeting.counts_event_at.is_(None), Meeting.counts_event_at <= bindparam("at")),
         )
         .values(
             num_clients=bindparam("num_clients"),
@@ -113,7 +116,7 @@ def participant_merge(stmt: Any) -> Any:
     """ON CONFLICT clause merging a participant event into the stored participant."""
     table = Participant.__table__
     new, old = stmt.excluded, table.c
-    newer = new.state_at > old.state_at
+    newer = new.state_at >= old.state_at
     return stmt.on_conflict_do_update(
         index_elements=["meeting_id", "participant_id"],
         set_={

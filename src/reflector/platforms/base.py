@@ -61,7 +61,8 @@ class ParticipantChange:
     display_name: str | None
     role_name: str | None
     external_id: str | None
-    # The room's head count after this event, as the platform reports it.
+    # People in the room after this event (the platform's own services, such as a recorder,
+    # are not counted here; num_clients_by_role has them).
     num_clients: int
     num_clients_by_role: dict[str, int]
 

@@ -148,6 +148,8 @@ async def receive_event(
             return DUPLICATE
         outcome = await apply_event(conn, event, inserted.meeting_id)
         if outcome is not Outcome.applied:
+            # A second statement: the event is already stored and applied as far as it goes;
+            # this only corrects its label in the audit log.
             await conn.execute(_SET_OUTCOME, {"event_id": event.event_id, "outcome": outcome.value})
         return outcome.value
 

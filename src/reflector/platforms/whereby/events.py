@@ -25,6 +25,16 @@ _KINDS = {
 
 Text = Annotated[str, Field(max_length=500)]
 
+# Whereby counts these clients in numClients, but they are services, not people: a cloud
+# recording joins as "recorder". Reflector's num_clients counts people; the per-role counts
+# keep everything.
+BOT_ROLES = frozenset({"recorder", "streamer", "captioner", "assistant"})
+
+
+def people_count(num_clients: int, by_role: dict[str, int]) -> int:
+    bots = sum(count for role, count in by_role.items() if role in BOT_ROLES)
+    return max(num_clients - bots, 0)
+
 
 class _Lenient(BaseModel):
     # Whereby adds fields at any time: unknown ones are ignored.
@@ -118,7 +128,7 @@ def _event(envelope: Envelope, kind: EventKind) -> PlatformEvent:
                 display_name=client.display_name,
                 role_name=client.role_name,
                 external_id=client.external_id,
-                num_clients=client.num_clients,
+                num_clients=people_count(client.num_clients, client.num_clients_by_role),
                 num_clients_by_role=dict(client.num_clients_by_role),
             ),
         )
