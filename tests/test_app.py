@@ -3,10 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.app import create_app
 from reflector.db.engine import create_engine
-from tests.conftest import make_settings
+from tests.conftest import Account, Database, make_settings
 
 
 async def test_health_checks_the_database(client: httpx.AsyncClient) -> None:
@@ -70,3 +73,24 @@ async def test_openapi_docs_are_served(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
     assert "/v1/rooms" in spec["paths"]
     assert "/v1/rooms/{ref}" in spec["paths"]
+
+
+async def test_a_dropped_database_connection_is_503_then_recovers(
+    client: httpx.AsyncClient, engine: AsyncEngine, alice: Account, database: Database
+) -> None:
+    if database.backend != "postgresql":
+        pytest.skip("SQLite has no server to drop connections")
+    assert (await client.get("/v1/me", headers=alice.headers)).status_code == 200
+    killer = create_engine(database.url)
+    async with killer.connect() as conn:
+        await conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                "AND application_name = '' AND backend_type = 'client backend'"
+            )
+        )
+    await killer.dispose()
+    statuses = [(await client.get("/v1/me", headers=alice.headers)).status_code for _ in range(3)]
+    assert statuses[-1] == 200
+    assert statuses[0] == 503, statuses

@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException
 
@@ -110,13 +111,14 @@ def create_app(
         redis_url=settings.REDIS_URL,
     )
 
+    # Webhooks first: routes are matched in order, and they are the busiest path.
+    for name in platforms:
+        app.include_router(webhook_router(name))
     app.include_router(health_router)
     app.include_router(auth_router)
     app.include_router(rooms_router)
     app.include_router(meetings_router)
     app.include_router(whereby_router)
-    for name in platforms:
-        app.include_router(webhook_router(name))
 
     _install_error_handlers(app)
     app.add_middleware(
@@ -153,6 +155,19 @@ def _install_error_handlers(app: FastAPI) -> None:
             detail = f"{request.method} is not allowed on {request.url.path}; see /docs."
         headers: Any = getattr(exc, "headers", None)
         return _json_error(exc.status_code, code, detail, headers)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            # The pool has dropped the broken connection(s); the next try gets fresh ones.
+            _log.warning("database connection lost", error=str(exc.orig))
+            return _json_error(
+                503,
+                "database_unavailable",
+                "The database connection was lost; nothing was changed. Try again.",
+                {"Retry-After": "1"},
+            )
+        return await unexpected_error(request, exc)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
