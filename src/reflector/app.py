@@ -18,16 +18,21 @@ from starlette.exceptions import HTTPException
 
 from reflector import __version__
 from reflector.auth.routes import router as auth_router
+from reflector.background import Background
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.errors import AppError, error_body
 from reflector.health import router as health_router
+from reflector.jobs.celery_app import create_celery_app
+from reflector.jobs.queue import CeleryJobQueue, JobQueue
 from reflector.logs import configure_logging, get_logger
-from reflector.meetings.lifecycle import run_lifecycle
 from reflector.meetings.routes import router as meetings_router
 from reflector.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from reflector.platforms.base import VideoPlatform
 from reflector.platforms.registry import build_platforms
 from reflector.platforms.whereby.routes import router as whereby_router
+from reflector.recordings.intake import Intake
+from reflector.recordings.routes import router as recordings_router
+from reflector.recordings.storage import recording_storage
 from reflector.rooms.routes import router as rooms_router
 from reflector.settings import Settings, settings_from_environment
 from reflector.validation import describe_validation_error
@@ -54,18 +59,21 @@ def create_app(
     *,
     engine: AsyncEngine | None = None,
     platforms: dict[str, VideoPlatform] | None = None,
+    jobs: JobQueue | None = None,
     background: bool = True,
 ) -> FastAPI:
     """Build the application.
 
-    `engine` shares a database engine (tests); `platforms` replaces the registry's platforms
-    (fakes at the Protocol seam); `background=False` skips the periodic meeting lifecycle.
+    `engine` shares a database engine (tests); `platforms` and `jobs` replace the registry's
+    platforms and the Celery queue (fakes at the Protocol seams); `background=False` skips the
+    periodic work (meeting lifecycle, bucket reconciler, SQS consumer).
     """
     owns_engine = engine is None
     engine = engine or create_engine(settings.database_url)
     http = httpx.AsyncClient(timeout=settings.WHEREBY_HTTP_TIMEOUT_SECONDS)
     session_factory = create_session_factory(engine)
     platforms = platforms if platforms is not None else build_platforms(settings, http)
+    intake = Intake(engine, jobs or CeleryJobQueue(create_celery_app(settings)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -74,20 +82,17 @@ def create_app(
         # took p99 latency from ~80 ms to a few ms under load.
         gc.collect()
         gc.freeze()
-        tasks: list[asyncio.Task[None]] = []
+        stop = asyncio.Event()
+        tasks: list[asyncio.Future[None]] = []
         if background:
-            tasks.append(
-                asyncio.create_task(
-                    run_lifecycle(
-                        session_factory, platforms, settings.MEETING_LIFECYCLE_INTERVAL_SECONDS
-                    )
-                )
+            work = Background(
+                settings, engine, session_factory, platforms, intake, recording_storage(settings)
             )
+            tasks = [asyncio.ensure_future(loop) for loop in work.loops(stop)]
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
+            stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             await http.aclose()
             if owns_engine:
@@ -105,6 +110,7 @@ def create_app(
     app.state.session_factory = session_factory
     app.state.platforms = platforms
     app.state.whereby_api_check = {}
+    app.state.intake = intake
     app.state.webhook_limiter = WebhookLimiter(
         failures_per_minute=settings.WEBHOOK_FAILED_REQUESTS_PER_MINUTE,
         requests_per_minute=settings.WEBHOOK_REQUESTS_PER_MINUTE,
@@ -119,6 +125,7 @@ def create_app(
     app.include_router(rooms_router)
     app.include_router(meetings_router)
     app.include_router(whereby_router)
+    app.include_router(recordings_router)
 
     _install_error_handlers(app)
     app.add_middleware(

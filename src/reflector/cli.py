@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -15,13 +16,19 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from pydantic import HttpUrl, SecretStr
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reflector.auth import service as auth
 from reflector.db import migrate as migrations
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.errors import AppError
+from reflector.jobs.celery_app import QUEUES, broker_url, create_celery_app, is_embedded
+from reflector.jobs.queue import CeleryJobQueue
+from reflector.jobs.worker import EmbeddedWorker, run_worker
 from reflector.logs import configure_logging
+from reflector.recordings.intake import Intake
+from reflector.recordings.models import Recording
 from reflector.sandbox.defaults import SANDBOX_API_KEY, SANDBOX_WEBHOOK_SECRET
 from reflector.settings import ENV_FILE_VARIABLE, ConfigError, Settings, load_settings
 
@@ -39,6 +46,8 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+recordings_app = typer.Typer(help="Recordings and their processing.", no_args_is_help=True)
+app.add_typer(recordings_app, name="recordings")
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -110,7 +119,8 @@ def _sandbox_config(
     return SandboxConfig(
         api_key=key.get_secret_value() if key else SANDBOX_API_KEY,
         public_url=f"http://{_loopback(host)}:{port}",
-        recordings_dir=settings.DATA_DIR / "recordings",
+        recordings_dir=settings.recordings_dir,
+        s3_endpoint_url=settings.AWS_ENDPOINT_URL,
         webhook_url=webhook_url,
         webhook_secret=secret.get_secret_value() if secret else SANDBOX_WEBHOOK_SECRET,
         audio_file=audio or DEFAULT_AUDIO_FILE,
@@ -149,10 +159,6 @@ def serve(
     ] = True,
 ) -> None:
     """Apply migrations, create the first admin on an empty database, and serve the API."""
-    import uvicorn
-
-    from reflector.app import create_app
-
     settings = _settings(ctx)
     if sandbox and settings.WHEREBY_API_KEY is None:
         settings = _with_sandbox(settings, host, port)
@@ -179,6 +185,23 @@ def serve(
             else f"http://{host}:{port}"
         )
         _announce_admin(settings.ADMIN_EMAIL, base, issued)
+    with contextlib.ExitStack() as stack:
+        if is_embedded(broker_url(settings)):
+            # Nothing to install: the jobs run in a worker process beside the server, on the
+            # durable queue in DATA_DIR.
+            env_file: Path = ctx.obj["env_file"]
+            stack.enter_context(
+                EmbeddedWorker(settings, env_file=env_file if env_file.exists() else None)
+            )
+            typer.echo("Jobs run in an embedded worker (queue in DATA_DIR/jobs.sqlite3).", err=True)
+        _run_server(ctx, settings, host, port, workers)
+
+
+def _run_server(ctx: typer.Context, settings: Settings, host: str, port: int, workers: int) -> None:
+    import uvicorn
+
+    from reflector.app import create_app
+
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_config=None, access_log=False)
         return
@@ -349,6 +372,73 @@ def tokens_revoke(
     settings = _settings(ctx)
     token = _run(settings, lambda session: auth.revoke_token(session, token_id))
     typer.echo(f"revoked token {token.id} '{token.name}'")
+
+
+@app.command()
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[
+        str | None,
+        typer.Option(
+            help=f"Comma-separated queues to take jobs from (default: all: {', '.join(QUEUES)})."
+        ),
+    ] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 1,
+) -> None:
+    """Run a job worker (needs CELERY_BROKER_URL or REDIS_URL shared with the server, or the
+    same DATA_DIR for the embedded queue)."""
+    settings = _settings(ctx)
+    # Tasks read their settings in the worker process; they must find the same file.
+    os.environ[ENV_FILE_VARIABLE] = str(ctx.obj["env_file"].resolve())
+    chosen = [name.strip() for name in queues.split(",") if name.strip()] if queues else None
+    try:
+        code = run_worker(settings, chosen, concurrency)
+    except ValueError as exc:
+        raise _fail(f"error: {exc}", 2) from None
+    raise typer.Exit(code)
+
+
+@recordings_app.command("list")
+def recordings_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="Only recordings in this status.")] = None,
+) -> None:
+    """List recordings, newest first (all of them: this is an admin command)."""
+    settings = _settings(ctx)
+
+    async def work(session: AsyncSession) -> list[Recording]:
+        query = select(Recording).order_by(Recording.created_at.desc())
+        if status:
+            query = query.where(Recording.status == status)
+        return list(await session.scalars(query))
+
+    for row in _run(settings, work):
+        duration = f"{row.duration:.1f}s" if row.duration is not None else "-"
+        typer.echo(f"{row.id}\t{row.status}\t{duration}\t{row.bucket}/{row.key}\t{row.error or ''}")
+
+
+@recordings_app.command("retry")
+def recordings_retry(
+    ctx: typer.Context, recording_id: Annotated[str, typer.Argument(metavar="ID")]
+) -> None:
+    """Process a failed or unmatched recording again."""
+    settings = _settings(ctx)
+
+    async def main() -> bool:
+        engine = create_engine(settings.database_url)
+        try:
+            await _require_current_schema(engine)
+            intake = Intake(engine, CeleryJobQueue(create_celery_app(settings)))
+            return await intake.retry(recording_id)
+        finally:
+            await engine.dispose()
+
+    if not asyncio.run(main()):
+        raise _fail(
+            f"error: no failed or unmatched recording {recording_id}; "
+            "'reflector recordings list' shows ids and statuses."
+        )
+    typer.echo(f"recording {recording_id} queued again")
 
 
 @app.command("sandbox")

@@ -95,6 +95,26 @@ class Settings(BaseSettings):
     SQS_POLLING_TIMEOUT_SECONDS: int = Field(
         60, ge=1, description="Long-poll wait per receive, in seconds (SQS caps it at 20)."
     )
+    AWS_ENDPOINT_URL: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="S3/SQS endpoint other than AWS (MinIO, moto, LocalStack); unset: AWS.",
+    )
+    AWS_DEFAULT_REGION: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9-]+$",
+        description="AWS region for S3 and SQS when the queue URL names none (e.g. eu-west-1).",
+    )
+    RECORDINGS_DIR: Path | None = Field(
+        None,
+        description="Folder used as the recording bucket without S3, laid out "
+        "<folder>/<bucket>/<key>. Default: DATA_DIR/recordings.",
+    )
+    DERIVED_STORAGE_BUCKET: str | None = Field(
+        None,
+        description="S3 bucket (may carry a sub-folder: bucket/path) for audio, transcripts and "
+        "exports derived from recordings. Default: the folder DATA_DIR/derived.",
+    )
 
     # Whereby meetings, API client and webhooks.
     WHEREBY_MEETING_DURATION_HOURS: float = Field(
@@ -147,8 +167,27 @@ class Settings(BaseSettings):
         pattern=r"^rediss?://",
         description="Redis URL (redis://host:6379/0) for shared rate limits; unset: in memory.",
     )
+    RECONCILE_INTERVAL_SECONDS: int = Field(
+        300,
+        ge=5,
+        description="How often the recording bucket is listed for recordings no announcement "
+        "brought (needs s3:ListBucket; without it the reconciler stops after one warning).",
+    )
     MEETING_LIFECYCLE_INTERVAL_SECONDS: int = Field(
         60, ge=1, description="How often meetings are checked for having ended."
+    )
+
+    # Job engine (Celery).
+    CELERY_BROKER_URL: str | None = Field(
+        None,
+        description="Celery broker URL (e.g. redis://host:6379/1). Unset: REDIS_URL when set, "
+        "else a durable queue in a SQLite file under DATA_DIR.",
+    )
+    JOB_VISIBILITY_TIMEOUT_SECONDS: int = Field(
+        6 * 3600,
+        ge=1,
+        description="Redis broker: a job taken by a worker that died is handed out again this "
+        "long after it was taken; must exceed the longest job.",
     )
 
     @field_validator(
@@ -164,6 +203,11 @@ class Settings(BaseSettings):
         "WHEREBY_BRAND_COLOR_SECONDARY",
         "WHEREBY_BRAND_COLOR_FOCUS",
         "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+        "RECORDINGS_DIR",
+        "DERIVED_STORAGE_BUCKET",
         mode="before",
     )
     @classmethod
@@ -201,6 +245,11 @@ class Settings(BaseSettings):
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'reflector.sqlite3').resolve()}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        """The local recordings folder (what the sandbox writes into without S3)."""
+        return self.RECORDINGS_DIR or self.DATA_DIR / "recordings"
 
     @property
     def whereby_configured(self) -> bool:

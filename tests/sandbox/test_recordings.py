@@ -243,9 +243,8 @@ async def test_recordings_are_uploaded_to_s3(
     await explicit.leave(meeting["meetingId"], bob)
     await explicit.idle()
 
-    # No endpoint in the config, but AWS_ENDPOINT_URL set and provider s3: boto3 finds it.
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    from_env = await start_sandbox()
+    # A bucket without a sub-folder (the CLI passes AWS_ENDPOINT_URL from Settings).
+    from_env = await start_sandbox(s3_endpoint_url=s3_endpoint)
     other = await from_env.create_meeting(
         recording=cloud("automatic", provider="s3", bucket="reflector-recordings")
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -381,3 +382,34 @@ async def test_the_recorder_is_not_a_person(
         stored = await session.get(Meeting, meeting.id)
         assert stored is not None
         assert stored.num_clients_by_role == {"visitor": 2, "recorder": 1}
+
+
+async def test_limits_shared_through_redis(engine: AsyncEngine, tmp_path: Path) -> None:
+    """With REDIS_URL, two app instances (replicas) share one failure budget."""
+    import redis.asyncio as aioredis
+
+    url = "redis://127.0.0.1:6379/13"
+    probe = aioredis.from_url(url)
+    try:
+        await probe.flushdb()
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis unreachable at {url}: {exc}")
+    finally:
+        await probe.aclose()
+    settings = make_settings(
+        tmp_path, WHEREBY_WEBHOOK_SECRET="s", WEBHOOK_FAILED_REQUESTS_PER_MINUTE=2, REDIS_URL=url
+    )
+    body = compact(envelope("room.client.knocked", {}))
+    bad = {"Whereby-Signature": sign(body, "wrong", int(time.time()))}
+    statuses = []
+    for _ in range(2):
+        app = create_app(settings, engine=engine, background=False)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                for _ in range(2):
+                    response = await client.post(URL, content=body, headers=bad)
+                    statuses.append(response.status_code)
+    assert statuses == [401, 401, 429, 429]

@@ -2,17 +2,21 @@
 
 from reflector.auth.models import ApiToken, User
 from reflector.db.base import Base
+from reflector.jobs.models import Lease
 from reflector.meetings.models import Meeting, MeetingClaim, MeetingSession, Participant
+from reflector.recordings.models import Recording
 from reflector.rooms.models import Room
 from reflector.webhooks.models import WebhookEvent, WebhookRejection
 
 __all__ = [
     "ApiToken",
     "Base",
+    "Lease",
     "Meeting",
     "MeetingClaim",
     "MeetingSession",
     "Participant",
+    "Recording",
     "Room",
     "User",
     "WebhookEvent",

@@ -4,14 +4,11 @@ the next request."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from reflector.db.base import utcnow
 from reflector.logs import get_logger
 from reflector.meetings.models import Meeting
 from reflector.meetings.service import mark_ended
@@ -47,21 +44,3 @@ async def close_finished_meetings(
     for meeting_id, reason in closed:
         _log.info("meeting ended", meeting_id=meeting_id, reason=reason)
     return closed
-
-
-async def run_lifecycle(
-    factory: async_sessionmaker[AsyncSession],
-    platforms: dict[str, VideoPlatform],
-    interval: float,
-    now: Callable[[], datetime] = utcnow,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> None:
-    """Run close_finished_meetings every `interval` seconds until cancelled."""
-    while True:
-        try:
-            async with factory() as session:
-                await close_finished_meetings(session, platforms, now())
-                await session.commit()
-        except Exception as exc:
-            _log.error("meeting lifecycle pass failed", exc_info=exc)
-        await sleep(interval)

@@ -14,9 +14,8 @@ class SandboxConfig:
     """Settings of one sandbox instance.
 
     Webhooks are sent only when both `webhook_url` and `webhook_secret` are set. Recordings are
-    uploaded with boto3 when `s3_endpoint_url` is set (or when the meeting's destination
-    provider is `s3` and AWS_ENDPOINT_URL is set in the environment); otherwise they are written
-    to `recordings_dir/<bucket>/<key>`.
+    uploaded with boto3 to `s3_endpoint_url` when it is set and the meeting asked for an S3
+    destination; otherwise they are written to `recordings_dir/<bucket>/<key>`.
     """
 
     api_key: str

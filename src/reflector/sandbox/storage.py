@@ -5,7 +5,6 @@ Blocking (network and file I/O): call `store_recording` from a worker thread."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,10 +12,10 @@ from pathlib import Path
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 
+from reflector.platforms.whereby.recordings import object_key
 from reflector.sandbox.config import SandboxConfig
 from reflector.sandbox.media import CONTENT_TYPES
 from reflector.sandbox.meeting_request import Destination
-from reflector.sandbox.times import iso_seconds
 
 # The folder name used when a meeting gave no bucket (e.g. provider `whereby`).
 DEFAULT_BUCKET = "whereby"
@@ -30,21 +29,11 @@ class StoredRecording:
     location: str
 
 
-def recording_filename(room_name: str, started_at: datetime, extension: str) -> str:
-    """standup-0b1fbe30-...-2023-10-31T13:09:35Z.mp4"""
-    return f"{room_name.lstrip('/')}-{iso_seconds(started_at)}.{extension}"
-
-
-def object_key(destination: Destination | None, filename: str) -> str:
-    folder = destination.folder if destination is not None else ""
-    return f"{folder}/{filename}" if folder else filename
-
-
 def uses_s3(config: SandboxConfig, destination: Destination | None) -> bool:
-    if config.s3_endpoint_url:
-        return True
+    """S3 when an endpoint is configured (the CLI passes AWS_ENDPOINT_URL from Settings) and
+    the meeting asked for an S3 destination; the local folder otherwise."""
     provider = destination.provider if destination is not None else None
-    return provider == "s3" and bool(os.environ.get("AWS_ENDPOINT_URL"))
+    return bool(config.s3_endpoint_url) and provider in (None, "s3")
 
 
 def store_recording(
@@ -55,8 +44,10 @@ def store_recording(
     data: bytes,
 ) -> StoredRecording:
     extension = destination.extension if destination is not None else "mp4"
-    filename = recording_filename(room_name, started_at, extension)
-    key = object_key(destination, filename)
+    # Named by the same module Reflector parses names with: one definition of Whereby's naming.
+    folder = destination.folder if destination is not None else ""
+    key = object_key(room_name, started_at, extension, folder)
+    filename = key.rsplit("/", 1)[-1]
     bucket = (destination.bucket_name if destination is not None else None) or DEFAULT_BUCKET
     if uses_s3(config, destination):
         _put_s3(config, destination, bucket, key, data, CONTENT_TYPES[extension])

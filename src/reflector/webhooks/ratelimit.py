@@ -22,7 +22,8 @@ class WebhookLimiter:
         self, *, failures_per_minute: int, requests_per_minute: int, redis_url: str | None
     ) -> None:
         storage = (
-            cast(Storage, storage_from_string("async+" + redis_url))
+            # redis-py, the client the job engine already uses, rather than coredis.
+            cast(Storage, storage_from_string("async+" + redis_url, implementation="redispy"))
             if redis_url
             else MemoryStorage()
         )

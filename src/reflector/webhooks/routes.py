@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from reflector.db.base import utcnow
 from reflector.errors import AppError, error_body
 from reflector.logs import get_logger
-from reflector.platforms.base import InvalidWebhookPayload, VideoPlatform, WebhookRejected
+from reflector.platforms.base import (
+    EventKind,
+    InvalidWebhookPayload,
+    VideoPlatform,
+    WebhookRejected,
+)
+from reflector.recordings.announcements import recording_finished
 from reflector.webhooks import inbox
 from reflector.webhooks.ratelimit import WebhookLimiter
 
@@ -65,6 +71,12 @@ def webhook_router(platform_name: str) -> APIRouter:
             outcome = await inbox.receive_event(
                 request.app.state.engine, platform_name, event, body.decode("utf-8"), utcnow()
             )
+            if event.kind is EventKind.recording_finished:
+                # Redeliveries too: if the intake failed the first time (503), Whereby's
+                # retry is the second chance. The intake is idempotent.
+                await recording_finished(
+                    request.app.state.intake, request.app.state.settings, event
+                )
             return JSONResponse({"status": outcome, "event_id": event.event_id})
         except (SQLAlchemyError, OSError) as exc:
             _log.error("webhook not stored: database error", error=str(exc))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
@@ -149,6 +149,8 @@ def _event(envelope: Envelope, kind: EventKind) -> PlatformEvent:
     return PlatformEvent(**common, meeting_id=other.meeting_id, room_name=other.room_name)
 
 
-def created_at_text(when: datetime) -> str:
-    """ISO-8601 with milliseconds and Z, as Whereby writes times."""
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+def iso_ms(moment: datetime) -> str:
+    """ISO-8601 in UTC with milliseconds and Z, as Whereby writes times:
+    2022-10-10T12:38:56.036Z"""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mimetypes
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any
 
 import httpx
@@ -24,7 +23,7 @@ from reflector.platforms.base import (
 )
 from reflector.platforms.whereby import signature
 from reflector.platforms.whereby.client import WherebyClient, WherebyError
-from reflector.platforms.whereby.events import parse_event
+from reflector.platforms.whereby.events import iso_ms, parse_event
 from reflector.settings import Settings
 
 _log = get_logger("reflector.whereby")
@@ -44,7 +43,6 @@ def meeting_body(request: MeetingRequest, settings: Settings) -> dict[str, Any]:
             "accessKeySecret": _secret(settings.AWS_WHEREBY_ACCESS_KEY_SECRET),
             "fileFormat": "mp4",
         }
-    end = request.end_date.astimezone(UTC)
     return {
         "isLocked": request.is_locked,
         "roomMode": request.room_mode,
@@ -52,7 +50,7 @@ def meeting_body(request: MeetingRequest, settings: Settings) -> dict[str, Any]:
         # name and loses only the separator.
         "roomNamePrefix": (request.room_name + "-")[:39],
         "roomNamePattern": "uuid",
-        "endDate": end.strftime("%Y-%m-%dT%H:%M:%S.") + f"{end.microsecond // 1000:03d}Z",
+        "endDate": iso_ms(request.end_date),
         "fields": ["hostRoomUrl"],
         "recording": recording,
     }

@@ -1,0 +1,91 @@
+"""Work the server does on its own, once per deployment: each loop runs only while this
+process holds its lease in the database, so several replicas do not repeat each other."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from reflector.db.base import utcnow
+from reflector.jobs.leader import default_holder, run_while_leader
+from reflector.logs import get_logger
+from reflector.meetings.lifecycle import close_finished_meetings
+from reflector.platforms.base import VideoPlatform
+from reflector.platforms.whereby.recordings import is_recording_key
+from reflector.recordings.announcements import recording_bucket
+from reflector.recordings.intake import Intake
+from reflector.recordings.objects import Source, StoredObject
+from reflector.recordings.reconciler import Reconciler
+from reflector.recordings.sqs import SqsConsumer, sqs_wait_seconds
+from reflector.recordings.storage import Storage
+from reflector.settings import Settings
+
+_log = get_logger("reflector.background")
+
+# A lease outlives a 20 s SQS long poll comfortably, and is taken over within a minute when
+# its holder dies.
+LEASE_SECONDS = 60.0
+
+
+@dataclass
+class Background:
+    settings: Settings
+    engine: AsyncEngine
+    factory: async_sessionmaker[AsyncSession]
+    platforms: dict[str, VideoPlatform]
+    intake: Intake
+    recordings: Storage
+
+    def loops(self, stop: asyncio.Event) -> list[Awaitable[None]]:
+        holder = default_holder()
+
+        def leased(name: str, work: Callable[[], Awaitable[None]], every: float) -> Awaitable[None]:
+            return run_while_leader(
+                self.factory, name, holder, LEASE_SECONDS, work, stop, interval=every
+            )
+
+        settings = self.settings
+        bucket, _prefix = recording_bucket(settings)
+        reconciler = Reconciler(self.engine, self.recordings, bucket, self.intake)
+        loops = [
+            leased(
+                "meeting-lifecycle",
+                self._close_meetings,
+                settings.MEETING_LIFECYCLE_INTERVAL_SECONDS,
+            ),
+            leased(
+                "recording-reconciler",
+                self._counted(reconciler.run_once),
+                settings.RECONCILE_INTERVAL_SECONDS,
+            ),
+        ]
+        if settings.AWS_PROCESS_RECORDING_QUEUE_URL is not None:
+            consumer = SqsConsumer(
+                str(settings.AWS_PROCESS_RECORDING_QUEUE_URL),
+                intake=self._from_sqs,
+                wait_seconds=sqs_wait_seconds(settings.SQS_POLLING_TIMEOUT_SECONDS),
+                is_recording_key=is_recording_key,
+                endpoint_url=settings.AWS_ENDPOINT_URL,
+                region_name=settings.AWS_DEFAULT_REGION,
+            )
+            # Polls back to back: each long poll already waits for messages.
+            loops.append(leased("sqs-consumer", self._counted(consumer.poll_once), 0.0))
+        return loops
+
+    async def _close_meetings(self) -> None:
+        async with self.factory() as session:
+            await close_finished_meetings(session, self.platforms, utcnow())
+            await session.commit()
+
+    async def _from_sqs(self, obj: StoredObject) -> None:
+        await self.intake.receive(obj, Source.sqs)
+
+    @staticmethod
+    def _counted(work: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            await work()
+
+        return run

@@ -1,0 +1,1 @@
+"""The job engine: Celery with Redis when configured, a durable local queue otherwise."""

@@ -1,0 +1,34 @@
+"""Celery tasks. Each is a thin, idempotent shell around an async function keyed by id; a
+worker reads its settings from its environment (see jobs.worker)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from celery import shared_task  # type: ignore[import-untyped]
+
+from reflector.db.engine import create_engine
+from reflector.recordings.intake import PROCESS_RECORDING
+from reflector.recordings.processing import process_recording
+from reflector.recordings.storage import derived_storage, recording_storage
+from reflector.settings import settings_from_environment
+
+
+@shared_task(name=PROCESS_RECORDING)  # type: ignore[untyped-decorator]
+def process_recording_task(recording_id: str) -> str:
+    return asyncio.run(_process(recording_id))
+
+
+async def _process(recording_id: str) -> str:
+    settings = settings_from_environment()
+    engine = create_engine(settings.database_url)
+    try:
+        return await process_recording(
+            recording_id,
+            engine=engine,
+            recordings=recording_storage(settings),
+            derived=derived_storage(settings),
+            workdir=settings.DATA_DIR,
+        )
+    finally:
+        await engine.dispose()

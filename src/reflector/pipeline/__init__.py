@@ -1,0 +1,1 @@
+"""Processing steps for a recording, each with a typed input and output."""

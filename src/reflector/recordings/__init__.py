@@ -1,0 +1,1 @@
+"""Recordings: storage, intake (SQS, webhooks, bucket reconciler) and their lifecycle."""
