@@ -243,10 +243,12 @@ def _with_sandbox(settings: Settings, host: str, port: int) -> Settings:
             "WHEREBY_API_URL": api_url,
             "WHEREBY_API_KEY": config.api_key,
             "WHEREBY_WEBHOOK_SECRET": secret,
+            "WHEREBY_SANDBOX": "true",
         }
     )
     return settings.model_copy(
         update={
+            "WHEREBY_SANDBOX": True,
             "WHEREBY_API_URL": HttpUrl(api_url),
             "WHEREBY_API_KEY": SecretStr(config.api_key),
             "WHEREBY_WEBHOOK_SECRET": SecretStr(secret),

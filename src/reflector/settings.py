@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     WHEREBY_BRAND_COLOR_FOCUS: HexColor | None = Field(
         None, description="Room theme focus colour, #RRGGBB."
     )
+    WHEREBY_SANDBOX: bool = Field(
+        False,
+        description="Whereby is the local sandbox: recordings are read from RECORDINGS_DIR "
+        "unless AWS_ENDPOINT_URL is set. `reflector serve` sets it when it starts the sandbox; "
+        "set it when you run `reflector sandbox` on its own.",
+    )
     WHEREBY_SANDBOX_PORT: int = Field(
         1251,
         ge=1,

@@ -360,9 +360,9 @@ def recording_storage(settings: Settings) -> Storage:
 
     S3 when RECORDING_STORAGE_AWS_BUCKET_NAME is set and S3 is configured (AWS_ENDPOINT_URL,
     standard AWS credentials, or AWS_WHEREBY_ACCESS_KEY_ID), read with the standard
-    credentials when there are any, else with Whereby's keys. The local sandbox (no
-    WHEREBY_API_KEY) writes to S3 only when an endpoint is set; otherwise to
-    `RECORDINGS_DIR/<bucket>/<key>`, which is then where the recordings are read from too.
+    credentials when there are any, else with Whereby's keys. The local sandbox
+    (WHEREBY_SANDBOX, or no WHEREBY_API_KEY at all) writes to S3 only when an endpoint is set;
+    otherwise to `RECORDINGS_DIR/<bucket>/<key>`, which is then where they are read from too.
     """
     name = settings.RECORDING_STORAGE_AWS_BUCKET_NAME
     if not name:
@@ -370,7 +370,8 @@ def recording_storage(settings: Settings) -> Storage:
     bucket, prefix = split_bucket(name)
     local = LocalStorage(settings.recordings_dir / bucket, prefix)
     endpoint = settings.AWS_ENDPOINT_URL
-    if not settings.whereby_configured and endpoint is None:
+    sandbox = settings.WHEREBY_SANDBOX or not settings.whereby_configured
+    if sandbox and endpoint is None:
         return local
     whereby_key = settings.AWS_WHEREBY_ACCESS_KEY_ID
     standard = standard_credentials_found()

@@ -119,6 +119,7 @@ def test_serve_says_it_uses_the_sandbox(running: Running) -> None:
     log = running.stderr.read_text()
     assert "WHEREBY_API_KEY is not set" in log
     assert running.sandbox in log
+    assert "embedded worker" in log
 
 
 def test_a_meeting_end_to_end(running: Running) -> None:
@@ -205,6 +206,23 @@ def test_a_meeting_end_to_end(running: Running) -> None:
     assert final["num_clients"] == 0
     assert final["sessions"]
     assert final["sessions"][0]["ended_at"] is not None
+
+    # recording.finished fed the intake; the embedded worker (no Redis, no AWS) processes it.
+    def completed() -> dict[str, Any] | None:
+        items = httpx.get(f"{running.base}/v1/recordings", headers=running.auth).json()["items"]
+        done = [r for r in items if r["status"] in ("completed", "failed")]
+        return done[0] if done else None
+
+    recording = wait_for(completed, within=60.0)
+    assert recording, httpx.get(f"{running.base}/v1/recordings", headers=running.auth).json()
+    assert recording["status"] == "completed", recording
+    assert recording["key"] == key
+    assert recording["meeting_id"] == meeting["id"]
+    assert recording["source"] == "webhook"
+    assert recording["duration"] == pytest.approx(24.7, abs=0.5)
+    derived = running.data_dir / "derived" / "recordings" / recording["id"]
+    assert (derived / "audio.wav").stat().st_size > 0
+    assert (derived / "playback.m4a").stat().st_size > 0
 
 
 def _readme_snippet(repo_root: Path) -> str:
