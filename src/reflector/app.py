@@ -41,6 +41,8 @@ from reflector.webhooks.routes import webhook_router
 
 _log = get_logger("reflector.app")
 
+_SHUTDOWN_GRACE_SECONDS = 2.0
+
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -93,7 +95,13 @@ def create_app(
             yield
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # A loop may be inside a 20 s SQS long poll: a short grace, then cancel. Whatever a
+            # cancelled poll received reappears on the queue after its visibility timeout.
+            if tasks:
+                _done, pending = await asyncio.wait(tasks, timeout=_SHUTDOWN_GRACE_SECONDS)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             await http.aclose()
             if owns_engine:
                 await engine.dispose()
