@@ -108,7 +108,10 @@ def main() -> None:
         "WEBHOOK_REQUESTS_PER_MINUTE": "100000000",
     }
     lua = Path(__file__).parent / "lua"
-    with serve(env, workers=WORKERS) as server:
+    # Only the receiver under test: no sandbox beside it, and jobs (none here) on Redis rather
+    # than an embedded worker polling its queue.
+    env["CELERY_BROKER_URL"] = "redis://127.0.0.1:6379/11"
+    with serve(env, workers=WORKERS, args=("--no-sandbox",)) as server:
         asyncio.run(add_meeting())
         os.environ.update(
             {

@@ -33,14 +33,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(extra_env: dict[str, str] | None = None, *, workers: int = 1) -> Iterator[Server]:
+def serve(
+    extra_env: dict[str, str] | None = None, *, workers: int = 1, args: tuple[str, ...] = ()
+) -> Iterator[Server]:
     """A fresh server in an empty folder (SQLite unless DATABASE_URL is given)."""
     reflector = str(Path(sys.executable).parent / "reflector")
     with tempfile.TemporaryDirectory() as folder:
         port = free_port()
         env = {**os.environ, "LOG_LEVEL": "WARNING", **(extra_env or {})}
         process = subprocess.Popen(
-            [reflector, "serve", "--port", str(port), "--workers", str(workers)],
+            [reflector, "serve", "--port", str(port), "--workers", str(workers), *args],
             cwd=folder,
             env=env,
             stdout=subprocess.PIPE,

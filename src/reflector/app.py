@@ -71,7 +71,11 @@ def create_app(
     periodic work (meeting lifecycle, bucket reconciler, SQS consumer).
     """
     owns_engine = engine is None
-    engine = engine or create_engine(settings.database_url)
+    engine = engine or create_engine(
+        settings.database_url,
+        pool_size=settings.DATABASE_POOL_SIZE,
+        max_overflow=settings.DATABASE_MAX_OVERFLOW,
+    )
     http = httpx.AsyncClient(timeout=settings.WHEREBY_HTTP_TIMEOUT_SECONDS)
     session_factory = create_session_factory(engine)
     platforms = platforms if platforms is not None else build_platforms(settings, http)

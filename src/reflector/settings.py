@@ -53,6 +53,17 @@ class Settings(BaseSettings):
             "Default: a SQLite file under DATA_DIR."
         ),
     )
+    DATABASE_POOL_SIZE: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Database connections per server process. Few is faster: with 15, "
+        "concurrent webhooks for one meeting queued on its row lock inside the database and "
+        "throughput halved.",
+    )
+    DATABASE_MAX_OVERFLOW: int = Field(
+        0, ge=0, le=100, description="Extra connections a server process may open in bursts."
+    )
     BASE_URL: HttpUrl = Field(
         HttpUrl("http://127.0.0.1:1250"),
         description="The public URL of this service (links in pages and webhooks).",

@@ -40,6 +40,8 @@ async def room_meeting(
     settings: SettingsDep,
 ) -> MeetingOut:
     room = await rooms.get_room(session, user, ref)
+    # Give the connection back to the pool for the (slow) platform call.
+    await session.commit()
     meeting, created = await service.ensure_meeting(
         request.app.state.session_factory,
         platform_for(request, room.platform),
