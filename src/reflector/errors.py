@@ -27,11 +27,6 @@ class Unauthorized(AppError):
     code = "unauthorized"
 
 
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
-
-
 class NotFound(AppError):
     status_code = 404
     code = "not_found"
@@ -40,21 +35,6 @@ class NotFound(AppError):
 class Conflict(AppError):
     status_code = 409
     code = "conflict"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(AppError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class Unprocessable(AppError):
-    status_code = 422
-    code = "validation_error"
 
 
 class ServiceUnavailable(AppError):

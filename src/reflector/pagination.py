@@ -6,10 +6,12 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflector.errors import BadRequest
 
@@ -47,3 +49,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
             "The cursor is not one this API issued; pass the next_cursor of the previous page "
             "unchanged, or leave it out to start from the first page."
         ) from None
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[Any],
+    model: Any,
+    *,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool = False,
+) -> tuple[list[Any], str | None]:
+    """One page of `query` ordered by (created_at, id) of `model`, after `cursor`; the rows and
+    the cursor of the next page (None on the last)."""
+    created, ident = model.created_at, model.id
+    if cursor:
+        at, after_id = decode_cursor(cursor)
+        if newest_first:
+            query = query.where(or_(created < at, and_(created == at, ident < after_id)))
+        else:
+            query = query.where(or_(created > at, and_(created == at, ident > after_id)))
+    order = (created.desc(), ident.desc()) if newest_first else (created, ident)
+    rows = list(await session.scalars(query.order_by(*order).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor(last.created_at, last.id)

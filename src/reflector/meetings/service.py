@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -15,7 +15,7 @@ from reflector.db.base import new_id, utcnow
 from reflector.errors import NotFound, ServiceUnavailable
 from reflector.meetings.models import Meeting, MeetingClaim, MeetingSession, Participant
 from reflector.meetings.schemas import MeetingOut
-from reflector.pagination import decode_cursor, encode_cursor
+from reflector.pagination import keyset_page
 from reflector.platforms.base import MeetingRequest, VideoPlatform
 from reflector.rooms.models import Room
 
@@ -192,23 +192,7 @@ async def list_room_meetings(
 ) -> tuple[list[Meeting], str | None]:
     """Newest first."""
     query = select(Meeting).where(Meeting.room_id == room.id)
-    if cursor:
-        before_time, before_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Meeting.created_at < before_time,
-                and_(Meeting.created_at == before_time, Meeting.id < before_id),
-            )
-        )
-    rows = list(
-        await session.scalars(
-            query.order_by(Meeting.created_at.desc(), Meeting.id.desc()).limit(limit + 1)
-        )
-    )
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.created_at, last.id)
+    return await keyset_page(session, query, Meeting, limit=limit, cursor=cursor, newest_first=True)
 
 
 def mark_ended(meeting: Meeting, reason: str, now: datetime | None = None) -> None:

@@ -11,7 +11,6 @@ class Source(StrEnum):
     sqs = "sqs"
     webhook = "webhook"
     reconciler = "reconciler"
-    folder = "folder"
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, or_, select, true
+from sqlalchemy import ColumnElement, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflector.auth.models import User
 from reflector.errors import NotFound
-from reflector.pagination import decode_cursor, encode_cursor
+from reflector.pagination import keyset_page
 from reflector.recordings.models import Recording
 from reflector.rooms.models import Room
 
@@ -35,20 +35,6 @@ async def list_recordings(
     query = select(Recording).where(_visible(user))
     if status:
         query = query.where(Recording.status == status)
-    if cursor:
-        before_time, before_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Recording.created_at < before_time,
-                and_(Recording.created_at == before_time, Recording.id < before_id),
-            )
-        )
-    rows = list(
-        await session.scalars(
-            query.order_by(Recording.created_at.desc(), Recording.id.desc()).limit(limit + 1)
-        )
+    return await keyset_page(
+        session, query, Recording, limit=limit, cursor=cursor, newest_first=True
     )
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.created_at, last.id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflector.auth.models import User
 from reflector.errors import Conflict, NotFound
-from reflector.pagination import decode_cursor, encode_cursor
+from reflector.pagination import keyset_page
 from reflector.rooms.models import Room
 from reflector.rooms.schemas import RoomCreate, RoomUpdate
 
@@ -49,20 +49,9 @@ async def get_room(session: AsyncSession, owner: User, ref: str) -> Room:
 async def list_rooms(
     session: AsyncSession, owner: User, *, limit: int, cursor: str | None
 ) -> tuple[list[Room], str | None]:
+    """Oldest first."""
     query = select(Room).where(Room.owner_id == owner.id)
-    if cursor:
-        after_time, after_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                Room.created_at > after_time,
-                and_(Room.created_at == after_time, Room.id > after_id),
-            )
-        )
-    rows = list(await session.scalars(query.order_by(Room.created_at, Room.id).limit(limit + 1)))
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.created_at, last.id)
+    return await keyset_page(session, query, Room, limit=limit, cursor=cursor)
 
 
 async def update_room(session: AsyncSession, owner: User, ref: str, data: RoomUpdate) -> Room:
