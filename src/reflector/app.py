@@ -84,8 +84,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Everything alive now (modules, routes, compiled schemas) lives as long as the
-        # process: moving it out of the collector's view keeps full collections short, which
-        # took p99 latency from ~80 ms to a few ms under load.
+        # process: moving it out of the collector's view keeps full collections short (p99 of
+        # GET /health under 32 connections went from ~110 ms to ~30 ms).
         gc.collect()
         gc.freeze()
         stop = asyncio.Event()
