@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +14,7 @@ from typer.testing import CliRunner
 
 from reflector.cli import app
 from reflector.db.migrate import head_revision
+from tests.processes import TOKEN, free_port, reflector_bin, start_serve, wait_answer
 
 ROOM = {
     "name": "my-whereby-room",
@@ -26,7 +24,6 @@ ROOM = {
     "is_locked": False,
     "room_mode": "normal",
 }
-TOKEN = re.compile(r"rfl_[A-Za-z0-9_-]{20,}")
 
 
 @pytest.fixture
@@ -100,50 +97,14 @@ def test_malformed_setting_stops_with_one_line(cli: CliRunner, tmp_path: Path) -
     assert "integer" in lines[0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _reflector() -> str:
-    return str(Path(sys.executable).parent / "reflector")
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     """`reflector serve` as a user runs it: a fresh folder, no .env, default settings."""
-    port = _free_port()
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    process = subprocess.Popen(
-        [_reflector(), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    token = None
-    deadline = time.monotonic() + 60
-    while token is None and time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = TOKEN.search(line)
-        token = match.group() if match else None
-    assert token, "reflector serve did not print the first admin token"
-    base = f"http://127.0.0.1:{port}"
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"{base}/health", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    yield base, token, process
-    process.terminate()
-    process.wait(timeout=10)
+    served = start_serve(tmp_path, env)
+    assert served.token is not None
+    yield served.base, served.token, served.process
+    served.stop()
 
 
 def test_serve_from_an_empty_folder(
@@ -166,7 +127,7 @@ def test_serve_from_an_empty_folder(
     # A second user, made with the CLI against the same database, cannot see the room.
     env = {**os.environ, "DATA_DIR": str(tmp_path / "data")}
     env.pop("DATABASE_URL", None)
-    run = [_reflector(), "--env-file", str(tmp_path / "absent.env")]
+    run = [reflector_bin(), "--env-file", str(tmp_path / "absent.env")]
     subprocess.run([*run, "users", "create", "bob@example.com"], env=env, check=True)
     other = subprocess.run(
         [*run, "tokens", "create", "bob@example.com"],
@@ -185,9 +146,9 @@ def test_serve_from_an_empty_folder(
 
 def test_second_start_prints_no_token(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
-    subprocess.run([_reflector(), "migrate"], cwd=tmp_path, env=env, check=True)
+    subprocess.run([reflector_bin(), "migrate"], cwd=tmp_path, env=env, check=True)
     first = subprocess.run(
-        [_reflector(), "users", "create", "someone@example.com"],
+        [reflector_bin(), "users", "create", "someone@example.com"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -195,45 +156,15 @@ def test_second_start_prints_no_token(tmp_path: Path) -> None:
         check=True,
     )
     assert "someone@example.com" in first.stdout
-    port = _free_port()
-    process = subprocess.Popen(
-        [_reflector(), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-    finally:
-        process.terminate()
-        out, _ = process.communicate(timeout=10)
+    out = start_serve(tmp_path, env, expect_token=False).stop()
     assert not TOKEN.search(out)
 
 
-def _wait_ok(url: str, headers: dict[str, str] | None = None) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(url, headers=headers, timeout=1)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_sandbox_command(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHEREBY_")}
     process = subprocess.Popen(
-        [_reflector(), "sandbox", "--port", str(port)],
+        [reflector_bin(), "sandbox", "--port", str(port)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -242,9 +173,9 @@ def test_sandbox_command(tmp_path: Path) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        refused = _wait_ok(f"{base}/v1/meetings")
+        refused = wait_answer(f"{base}/v1/meetings")
         assert refused.status_code == 401
-        listing = _wait_ok(
+        listing = wait_answer(
             f"{base}/v1/meetings", headers={"Authorization": "Bearer reflector-sandbox-key"}
         )
         assert listing.status_code == 200
@@ -256,20 +187,8 @@ def test_sandbox_command(tmp_path: Path) -> None:
 
 
 def test_serve_with_two_workers(tmp_path: Path) -> None:
-    port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    process = subprocess.Popen(
-        [_reflector(), "serve", "--port", str(port), "--workers", "2", "--no-sandbox"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert _wait_ok(f"http://127.0.0.1:{port}/health").status_code == 200
-    finally:
-        process.terminate()
-        out, _ = process.communicate(timeout=15)
-    token = TOKEN.search(out)
-    assert token
+    served = start_serve(tmp_path, env, "--workers", "2", "--no-sandbox")
+    assert served.token is not None
+    assert httpx.get(f"{served.base}/health").status_code == 200
+    served.stop()

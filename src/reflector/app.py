@@ -20,7 +20,7 @@ from reflector import __version__
 from reflector.auth.routes import router as auth_router
 from reflector.background import Background
 from reflector.db.engine import create_engine, create_session_factory
-from reflector.errors import AppError, error_body
+from reflector.errors import AppError, error_response, json_error
 from reflector.health import router as health_router
 from reflector.jobs.celery_app import create_celery_app
 from reflector.jobs.queue import CeleryJobQueue, JobQueue
@@ -147,22 +147,16 @@ def create_app(
     return app
 
 
-def _json_error(
-    status: int, code: str, detail: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse(error_body(code, detail), status_code=status, headers=headers)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return _json_error(exc.status_code, exc.code, exc.detail, exc.headers or None)
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         content_type = request.headers.get("content-type")
         status, code, detail = describe_validation_error(exc.errors(), content_type)
-        return _json_error(status, code, detail)
+        return json_error(status, code, detail)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -173,14 +167,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}; see /docs."
         headers: Any = getattr(exc, "headers", None)
-        return _json_error(exc.status_code, code, detail, headers)
+        return json_error(exc.status_code, code, detail, headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
         if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
             # The pool has dropped the broken connection(s); the next try gets fresh ones.
             _log.warning("database connection lost", error=str(exc.orig))
-            return _json_error(
+            return json_error(
                 503,
                 "database_unavailable",
                 "The database connection was lost; nothing was changed. Try again.",
@@ -192,7 +186,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         request_id = getattr(request.state, "request_id", "unknown")
         _log.error("unhandled error", exc_info=exc)
-        return _json_error(
+        return json_error(
             500,
             "internal_error",
             f"Something went wrong on our side (request id {request_id}); "

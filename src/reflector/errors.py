@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from starlette.responses import JSONResponse
+
 
 class AppError(Exception):
     """An error the API caller can act on. Subclasses fix the status code and error code."""
@@ -37,6 +39,11 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class RateLimited(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "service_unavailable"
@@ -49,3 +56,13 @@ class BadGateway(AppError):
 
 def error_body(code: str, detail: str) -> dict[str, str]:
     return {"error": code, "detail": detail}
+
+
+def json_error(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(error_body(code, detail), status_code=status, headers=dict(headers or {}))
+
+
+def error_response(exc: AppError) -> JSONResponse:
+    return json_error(exc.status_code, exc.code, exc.detail, exc.headers)

@@ -13,8 +13,8 @@ from reflector.platforms.base import PlatformSession, VideoPlatform
 from reflector.platforms.whereby.platform import WherebyPlatform
 from reflector.settings import Settings
 from tests.conftest import Account
+from tests.factories import make_meeting
 from tests.fakes.platform import FakePlatform
-from tests.webhooks.test_whereby_webhook import make_meeting
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

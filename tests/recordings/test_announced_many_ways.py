@@ -23,10 +23,10 @@ from reflector.recordings.reconciler import Reconciler
 from reflector.recordings.sqs import SqsConsumer
 from reflector.recordings.storage import ListingDenied, LocalStorage, S3Storage
 from tests.conftest import Account, make_settings
+from tests.factories import make_meeting
 from tests.fakes.jobs import RecordingJobQueue
 from tests.recordings.conftest import NotifiedBucket
 from tests.recordings.test_sqs import s3_event
-from tests.webhooks.test_whereby_webhook import make_meeting
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 

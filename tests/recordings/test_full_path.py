@@ -5,11 +5,7 @@ Redis, and a separate `reflector worker` processes it."""
 from __future__ import annotations
 
 import os
-import re
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,21 +14,10 @@ import httpx
 import pytest
 import redis
 
+from tests.processes import free_port, reflector_bin, start_serve, wait_for
 from tests.recordings.conftest import NotifiedBucket
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
-TOKEN = re.compile(r"rfl_[A-Za-z0-9_-]{20,}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _reflector() -> str:
-    return str(Path(sys.executable).parent / "reflector")
 
 
 @pytest.fixture
@@ -49,15 +34,6 @@ def redis_broker() -> Iterator[str]:
     client.close()
 
 
-def wait_for(check: Callable[[], Any], within: float) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.1)
-
-
 def test_recording_from_bucket_to_completed(
     aws_env: str,
     notified_bucket: Callable[..., NotifiedBucket],
@@ -65,7 +41,7 @@ def test_recording_from_bucket_to_completed(
     tmp_path: Path,
 ) -> None:
     bucket = notified_bucket(visibility_timeout=30)
-    port, sandbox_port = _free_port(), _free_port()
+    sandbox_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -84,32 +60,17 @@ def test_recording_from_bucket_to_completed(
     }
     logs = tmp_path / "logs"
     logs.mkdir()
-    server = subprocess.Popen(
-        [_reflector(), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=(logs / "serve.log").open("w"),
-        text=True,
-    )
     worker = subprocess.Popen(
-        [_reflector(), "worker", "--queues", "audio,default"],
+        [reflector_bin(), "worker", "--queues", "audio,default"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=(logs / "worker.log").open("w"),
     )
+    served = start_serve(tmp_path, env, stderr=(logs / "serve.log").open("w"))
     try:
-        assert server.stdout is not None
-        token = ""
-        while not token:
-            line = server.stdout.readline()
-            assert line, (logs / "serve.log").read_text()
-            match = TOKEN.search(line)
-            token = match.group() if match else ""
-        base, sandbox = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}"
-        auth = {"Authorization": f"Bearer {token}"}
-        wait_for(lambda: _answers(f"{base}/health"), within=30)
+        base, sandbox = served.base, f"http://127.0.0.1:{sandbox_port}"
+        auth = {"Authorization": f"Bearer {served.token}"}
         assert "embedded worker" not in (logs / "serve.log").read_text()
 
         httpx.post(f"{base}/v1/rooms", json={"name": "full-path"}, headers=auth).raise_for_status()
@@ -153,17 +114,6 @@ def test_recording_from_bucket_to_completed(
         # The notification was deleted once stored and enqueued.
         assert wait_for(lambda: bucket.counts() == (0, 0), within=30)
     finally:
-        for process in (worker, server):
-            process.terminate()
-        for process in (worker, server):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.TransportError:
-        return False
+        worker.terminate()
+        served.stop()
+        worker.wait(timeout=15)

@@ -15,8 +15,8 @@ from reflector.recordings.intake import PROCESS_RECORDING, Intake
 from reflector.recordings.models import Recording
 from reflector.recordings.objects import Source, StoredObject
 from tests.conftest import Account
+from tests.factories import make_meeting
 from tests.fakes.jobs import RecordingJobQueue
-from tests.webhooks.test_whereby_webhook import make_meeting
 
 BUCKET = "reflector-recordings"
 

@@ -24,8 +24,8 @@ from reflector.recordings.processing import process_recording
 from reflector.recordings.storage import LocalStorage
 from reflector.settings import Settings
 from tests.conftest import Account
+from tests.factories import make_meeting
 from tests.fakes.jobs import RecordingJobQueue
-from tests.webhooks.test_whereby_webhook import make_meeting
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 

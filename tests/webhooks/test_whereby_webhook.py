@@ -19,45 +19,10 @@ from reflector.meetings.models import Meeting, MeetingSession, Participant
 from reflector.platforms.whereby.signature import sign
 from reflector.webhooks.models import WebhookEvent, WebhookRejection
 from tests.conftest import Account, make_settings
+from tests.factories import make_meeting
 from tests.webhooks.whereby_events import client_event, compact, envelope, signed_headers
 
 URL = "/v1/whereby"
-
-
-async def make_meeting(engine: AsyncEngine, account: Account) -> Meeting:
-    from reflector.db.base import utcnow
-    from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMode
-
-    factory = create_session_factory(engine)
-    async with factory() as session:
-        room = Room(
-            name="standup",
-            owner_id=account.user_id,
-            platform="whereby",
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-        )
-        session.add(room)
-        await session.flush()
-        meeting = Meeting(
-            room_id=room.id,
-            platform="whereby",
-            platform_meeting_id="87673375",
-            platform_room_name="/standup-0b1fbe30-2346-4681-85a5-f309f11e509f",
-            room_url="https://sandbox.whereby.com/standup-0b1fbe30-2346-4681-85a5-f309f11e509f",
-            host_room_url=None,
-            start_date=utcnow(),
-            end_date=utcnow(),
-            room_settings={},
-            num_clients=0,
-            num_clients_by_role={},
-            is_active=True,
-        )
-        session.add(meeting)
-        await session.commit()
-        return meeting
 
 
 async def post_event(client: httpx.AsyncClient, event: dict[str, Any]) -> httpx.Response:

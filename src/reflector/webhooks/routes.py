@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from reflector.db.base import utcnow
-from reflector.errors import AppError, error_body
+from reflector.errors import RateLimited, error_response, json_error
 from reflector.logs import get_logger
 from reflector.platforms.base import (
     EventKind,
@@ -29,12 +29,6 @@ _RETRY_LATER = (
     "The event could not be stored just now; it was not applied. The platform retries "
     "deliveries that get a 5xx answer."
 )
-
-
-def _error(exc: AppError) -> JSONResponse:
-    return JSONResponse(
-        error_body(exc.code, exc.detail), status_code=exc.status_code, headers=exc.headers
-    )
 
 
 def webhook_router(platform_name: str) -> APIRouter:
@@ -65,7 +59,7 @@ def webhook_router(platform_name: str) -> APIRouter:
                 await limiter.record_failure(client)
                 _log.warning("webhook rejected", platform=platform_name, reason=reason)
                 await _record_rejection(factory, platform_name, reason, client)
-                return _error(exc)
+                return error_response(exc)
             if not await limiter.allow_verified(client):
                 return _rate_limited("Too many webhook events from this address; slow down.")
             outcome = await inbox.receive_event(
@@ -80,11 +74,11 @@ def webhook_router(platform_name: str) -> APIRouter:
             return JSONResponse({"status": outcome, "event_id": event.event_id})
         except (SQLAlchemyError, OSError) as exc:
             _log.error("webhook not stored: database error", error=str(exc))
-            return JSONResponse(error_body("database_unavailable", _RETRY_LATER), status_code=503)
+            return json_error(503, "database_unavailable", _RETRY_LATER)
         except Exception as exc:
             # Never a 500 here: the platform retries 5xx, and 503 says "later" honestly.
             _log.error("webhook not processed", exc_info=exc)
-            return JSONResponse(error_body("webhook_failed", _RETRY_LATER), status_code=503)
+            return json_error(503, "webhook_failed", _RETRY_LATER)
 
     return router
 
@@ -102,6 +96,4 @@ async def _record_rejection(
 
 
 def _rate_limited(detail: str) -> JSONResponse:
-    return JSONResponse(
-        error_body("rate_limited", detail), status_code=429, headers={"Retry-After": "60"}
-    )
+    return error_response(RateLimited(detail, headers={"Retry-After": "60"}))

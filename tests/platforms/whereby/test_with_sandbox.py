@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ import pytest
 from reflector.sandbox.defaults import SANDBOX_API_KEY, SANDBOX_WEBHOOK_SECRET
 from reflector.settings import Settings
 from tests.conftest import Account, make_settings
+from tests.processes import free_port, start_serve, wait_for
 
 ROOM = {
     "name": "my-whereby-room",
@@ -31,7 +30,6 @@ ROOM = {
 BUCKET = "reflector-recordings"
 ACCESS_KEY_ID = "AKIAREFLECTORTEST"
 ACCESS_KEY_SECRET = "recording-secret-do-not-log"
-TOKEN = re.compile(r"rfl_[A-Za-z0-9_-]{20,}")
 
 
 @dataclass
@@ -47,27 +45,10 @@ class Running:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_http(url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer")
-
-
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     folder = tmp_path_factory.mktemp("serve")
-    port, sandbox_port = _free_port(), _free_port()
+    sandbox_port = free_port()
     env = {
         key: value
         for key, value in os.environ.items()
@@ -81,38 +62,11 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     }
     stderr = folder / "stderr.log"
     with stderr.open("w") as err:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "reflector"), "serve", "--port", str(port)],
-            cwd=folder,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-        assert process.stdout is not None
-        token = ""
-        deadline = time.monotonic() + 60
-        while not token and time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            match = TOKEN.search(line)
-            token = match.group() if match else ""
-        assert token, stderr.read_text()
-        base = f"http://127.0.0.1:{port}"
-        _wait_http(f"{base}/health", deadline)
-        yield Running(base, f"http://127.0.0.1:{sandbox_port}", token, folder / "data", stderr)
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def wait_for(check: Any, within: float) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.02)
+        served = start_serve(folder, env, stderr=err)
+        assert served.token is not None
+        sandbox = f"http://127.0.0.1:{sandbox_port}"
+        yield Running(served.base, sandbox, served.token, folder / "data", stderr)
+        served.stop()
 
 
 def test_serve_says_it_uses_the_sandbox(running: Running) -> None:
