@@ -115,6 +115,6 @@ def test_env_example_values_are_valid(repo_root: Path, tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
     settings = load_settings(_env_file=env)
-    expected_wait = int(values["SQS_POLLING_TIMEOUT_SECONDS"])
-    assert settings.SQS_POLLING_TIMEOUT_SECONDS == expected_wait
+    wait = settings.SQS_POLLING_TIMEOUT_SECONDS
+    assert wait == int(values["SQS_POLLING_TIMEOUT_SECONDS"])
     assert settings.database_url.startswith("postgresql+asyncpg://")
