@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 1250
 
-.PHONY: run test check bench format clean install
+.PHONY: run test check bench eval format clean install
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ check: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+
+# Word and diarization error rates on tests/fixtures against the targets; exits 1 on a miss.
+eval: $(STAMP)
+	$(BIN)/python bench/eval.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench

@@ -35,6 +35,7 @@ from reflector.recordings.routes import router as recordings_router
 from reflector.recordings.storage import recording_storage
 from reflector.rooms.routes import router as rooms_router
 from reflector.settings import Settings, settings_from_environment
+from reflector.transcripts.routes import router as transcripts_router
 from reflector.validation import describe_validation_error
 from reflector.webhooks.ratelimit import WebhookLimiter
 from reflector.webhooks.routes import webhook_router
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(meetings_router)
     app.include_router(whereby_router)
     app.include_router(recordings_router)
+    app.include_router(transcripts_router)
 
     _install_error_handlers(app)
     app.add_middleware(

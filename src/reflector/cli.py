@@ -1,4 +1,5 @@
-"""The `reflector` command: serve, migrate, users, tokens."""
+"""The `reflector` command: serve, worker, process, migrate, users, tokens, recordings,
+sandbox."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
@@ -30,7 +33,13 @@ from reflector.logs import configure_logging
 from reflector.recordings.intake import Intake
 from reflector.recordings.models import Recording
 from reflector.sandbox.defaults import SANDBOX_API_KEY, SANDBOX_WEBHOOK_SECRET
-from reflector.settings import ENV_FILE_VARIABLE, ConfigError, Settings, load_settings
+from reflector.settings import (
+    ENV_FILE_VARIABLE,
+    ConfigError,
+    DiarizeBackend,
+    Settings,
+    load_settings,
+)
 
 T = TypeVar("T")
 
@@ -48,6 +57,14 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 recordings_app = typer.Typer(help="Recordings and their processing.", no_args_is_help=True)
 app.add_typer(recordings_app, name="recordings")
+
+
+class ExportChoice(StrEnum):
+    json = "json"
+    vtt = "vtt"
+    srt = "srt"
+    md = "md"
+    txt = "txt"
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -441,6 +458,66 @@ def recordings_retry(
             "'reflector recordings list' shows ids and statuses."
         )
     typer.echo(f"recording {recording_id} queued again")
+
+
+@app.command("process")
+def process_command(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="Audio or video file (mp4, webm, mkv, m4a, ...).")],
+    fmt: Annotated[
+        ExportChoice, typer.Option("--format", "-f", help="Output format.")
+    ] = ExportChoice.json,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+    speakers: Annotated[
+        int | None, typer.Option(min=1, max=50, help="Number of speakers, when known.")
+    ] = None,
+    language: Annotated[
+        str | None,
+        typer.Option(help="Spoken language (ISO 639-1, e.g. en) or auto; default from settings."),
+    ] = None,
+    diarizer: Annotated[
+        DiarizeBackend | None,
+        typer.Option(help="Who-spoke-when backend; default DIARIZE_BACKEND."),
+    ] = None,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            file_okay=False,
+            help="Keep step outputs here; a later run with the same folder reuses them.",
+        ),
+    ] = None,
+) -> None:
+    """Transcribe, diarize and summarise one file here, without a server; print the result."""
+    from reflector.pipeline.backends import shared_backends
+    from reflector.pipeline.local_run import ProgressBar, process_file, write_output
+    from reflector.pipeline.runner import PipelineError, Request
+
+    settings = _settings(ctx)
+    # Step logs would break the progress bar; warnings and errors still show.
+    if settings.LOG_LEVEL not in ("DEBUG", "WARNING", "ERROR", "CRITICAL"):
+        configure_logging("WARNING", settings.LOG_FORMAT)
+        logging.getLogger().setLevel(logging.WARNING)
+    if not file.is_file():
+        raise _fail(f"error: {file} is not a file.", 2)
+    chosen = settings.transcribe_language if language in (None, "auto") else language
+    if chosen is not None and not re.fullmatch(r"[a-z]{2,3}", chosen):
+        raise _fail(f"error: --language takes a code such as en or de, not {language!r}.", 2)
+    request = Request(language=chosen, num_speakers=speakers)
+    try:
+        result = asyncio.run(
+            process_file(
+                file,
+                shared_backends(settings, diarize=diarizer),
+                request=request,
+                workdir=workdir,
+                progress=ProgressBar(sys.stderr),
+            )
+        )
+    except PipelineError as exc:
+        raise _fail(f"error: {file}: {exc}") from None
+    write_output(result, fmt.value, output)
 
 
 @app.command("sandbox")

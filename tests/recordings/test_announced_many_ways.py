@@ -25,6 +25,7 @@ from reflector.recordings.storage import ListingDenied, LocalStorage, S3Storage
 from tests.conftest import Account, make_settings
 from tests.factories import make_meeting
 from tests.fakes.jobs import RecordingJobQueue
+from tests.fakes.pipeline import scripted_backends
 from tests.recordings.conftest import NotifiedBucket
 from tests.recordings.test_sqs import s3_event
 
@@ -141,6 +142,7 @@ async def test_a_job_left_processing_by_a_dead_worker_completes(
         engine=engine,
         recordings=recordings,
         derived=LocalStorage(tmp_path / "derived"),
+        backends=scripted_backends()[0],
         workdir=tmp_path,
     )
     assert status == "completed"

@@ -23,9 +23,12 @@ from reflector.recordings.objects import Source, StoredObject
 from reflector.recordings.processing import process_recording
 from reflector.recordings.storage import LocalStorage
 from reflector.settings import Settings
+from reflector.transcripts.models import Transcript
 from tests.conftest import Account
 from tests.factories import make_meeting
 from tests.fakes.jobs import RecordingJobQueue
+from tests.fakes.pipeline import scripted_backends
+from tests.pipeline.test_audio import video_only_mp4
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 
@@ -113,7 +116,13 @@ async def test_retry(
     assert "only failed or unmatched" in busy.json()["detail"]
 
     folder = LocalStorage(tmp_path / "empty-bucket")
-    status = await process_recording(recording_id, engine=engine, recordings=folder, derived=folder)
+    status = await process_recording(
+        recording_id,
+        engine=engine,
+        recordings=folder,
+        derived=folder,
+        backends=scripted_backends()[0],
+    )
     assert status == "failed"
     failed = (await client.get(f"/v1/recordings/{recording_id}", headers=alice.headers)).json()
     assert "no longer in" in failed["error"]
@@ -131,7 +140,9 @@ async def test_retry(
         (b"", "empty"),
         (b"this is not a video\n" * 50, "not a media file"),
         ("truncated", "incomplete"),
+        ("video-only", "no audio track"),
     ],
+    ids=["zero-bytes", "text-named-mp4", "truncated", "video-without-audio"],
 )
 async def test_bad_files_fail_with_a_sentence_and_the_next_job_runs(
     engine: AsyncEngine,
@@ -147,7 +158,10 @@ async def test_bad_files_fail_with_a_sentence_and_the_next_job_runs(
     bad_key = key_for(meeting)
     good_key = bad_key.replace("12:00:05", "12:30:00")
     talk = (FIXTURES / "talk.mp4").read_bytes()
-    data = talk[: len(talk) // 3] if content == "truncated" else content
+    if content == "video-only":
+        data = video_only_mp4(tmp_path / "silent-film.mp4").read_bytes()
+    else:
+        data = talk[: len(talk) // 3] if content == "truncated" else content
     assert isinstance(data, bytes)
     await recordings.write(bad_key, data, "video/mp4")
     shutil.copyfile(FIXTURES / "talk.mp4", tmp_path / "talk.mp4")
@@ -155,9 +169,16 @@ async def test_bad_files_fail_with_a_sentence_and_the_next_job_runs(
     bad = await store(engine, jobs, bad_key)
     good = await store(engine, jobs, good_key)
 
+    backends = scripted_backends()[0]
+
     async def run(recording_id: str) -> str:
         return await process_recording(
-            recording_id, engine=engine, recordings=recordings, derived=derived, workdir=tmp_path
+            recording_id,
+            engine=engine,
+            recordings=recordings,
+            derived=derived,
+            backends=backends,
+            workdir=tmp_path,
         )
 
     assert await run(bad) == "failed"
@@ -167,6 +188,12 @@ async def test_bad_files_fail_with_a_sentence_and_the_next_job_runs(
     async with create_session_factory(engine)() as session:
         rows = {r.id: r for r in await session.scalars(select(Recording))}
     assert words in (rows[bad].error or "")
+    async with create_session_factory(engine)() as session:
+        transcripts = {t.recording_id: t for t in await session.scalars(select(Transcript))}
+    assert transcripts[bad].status == "error"
+    assert transcripts[bad].error == rows[bad].error
+    assert transcripts[good].status == "ended"
+    assert rows[good].transcript_id == transcripts[good].id
     assert rows[good].duration == pytest.approx(24.7, abs=0.3)
     assert rows[good].attempts == 1
     assert rows[good].audio_key is not None

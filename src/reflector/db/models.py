@@ -6,6 +6,7 @@ from reflector.jobs.models import Lease
 from reflector.meetings.models import Meeting, MeetingClaim, MeetingSession, Participant
 from reflector.recordings.models import Recording
 from reflector.rooms.models import Room
+from reflector.transcripts.models import Transcript
 from reflector.webhooks.models import WebhookEvent, WebhookRejection
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Participant",
     "Recording",
     "Room",
+    "Transcript",
     "User",
     "WebhookEvent",
     "WebhookRejection",

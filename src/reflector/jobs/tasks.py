@@ -8,6 +8,7 @@ import asyncio
 from celery import shared_task  # type: ignore[import-untyped]
 
 from reflector.db.engine import create_engine
+from reflector.pipeline.backends import shared_backends
 from reflector.recordings.intake import PROCESS_RECORDING
 from reflector.recordings.processing import process_recording
 from reflector.recordings.storage import derived_storage, recording_storage
@@ -28,6 +29,8 @@ async def _process(recording_id: str) -> str:
             engine=engine,
             recordings=recording_storage(settings),
             derived=derived_storage(settings),
+            backends=shared_backends(settings),
+            language=settings.transcribe_language,
             workdir=settings.DATA_DIR,
         )
     finally:

@@ -38,6 +38,8 @@ class Recording(Base):
     # The recording's start, from its object key.
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
+    # Its transcript, once its first job started (transcripts.recording_id links back).
+    transcript_id: Mapped[str | None] = mapped_column(String(40), default=None)
     audio_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     playback_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     source: Mapped[str] = mapped_column(String(20))

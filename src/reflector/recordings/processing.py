@@ -1,34 +1,34 @@
-"""The recording job: fetch the object, decode its audio, store the derived files.
+"""The recording job: turn one stored recording into a transcript.
 
 Idempotent and keyed by recording id: a job for a recording that is already done, or that
-another job finished meanwhile, does nothing; a job whose worker died runs again from the start
-(the steps' outputs are rewritten atomically).
+another job finished meanwhile, does nothing. A job whose worker died is redelivered and finds
+the recording still `processing`; its transcript's finished steps are stored under the
+transcript's prefix in derived storage, so it resumes at the step that was interrupted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reflector.db.base import utcnow
+from reflector.db.base import new_id, utcnow
 from reflector.logs import get_logger
-from reflector.pipeline.audio import AudioError, decode_audio
+from reflector.meetings.presence import meeting_presence, people_count
+from reflector.pipeline.runner import Backends, Pipeline, PipelineError, Request
+from reflector.pipeline.store import StorageStore
 from reflector.recordings.models import Recording, RecordingStatus
 from reflector.recordings.storage import ObjectMissing, Storage
+from reflector.rooms.models import Room
+from reflector.transcripts.models import Transcript, TranscriptStatus
 
 _log = get_logger("reflector.recordings.processing")
 
 _RUNNABLE = [RecordingStatus.pending.value, RecordingStatus.processing.value]
-
-
-def derived_keys(derived: Storage, recording_id: str) -> tuple[str, str]:
-    folder = f"{derived.prefix}recordings/{recording_id}"
-    return f"{folder}/audio.wav", f"{folder}/playback.m4a"
 
 
 async def process_recording(
@@ -37,9 +37,12 @@ async def process_recording(
     engine: AsyncEngine,
     recordings: Storage,
     derived: Storage,
+    backends: Backends,
+    language: str | None = None,
     workdir: Path | None = None,
 ) -> str:
-    """Run the job; returns the recording's status afterwards."""
+    """Run the job; returns the recording's status afterwards ("skipped" when there was
+    nothing to do)."""
     async with engine.begin() as conn:
         # "processing" is runnable too: a job redelivered after its worker died finds it so.
         claimed = (
@@ -47,39 +50,186 @@ async def process_recording(
                 update(Recording)
                 .where(Recording.id == recording_id, Recording.status.in_(_RUNNABLE))
                 .values(status=RecordingStatus.processing.value, attempts=Recording.attempts + 1)
-                .returning(Recording.key)
+                .returning(
+                    Recording.key, Recording.meeting_id, Recording.room_id, Recording.started_at
+                )
             )
         ).first()
-    if claimed is None:
-        _log.info("nothing to do for this recording", recording_id=recording_id)
-        return "skipped"
+        if claimed is None:
+            _log.info("nothing to do for this recording", recording_id=recording_id)
+            return "skipped"
+        owner_id = (
+            await conn.scalar(select(Room.owner_id).where(Room.id == claimed.room_id))
+            if claimed.room_id
+            else None
+        )
+        presence = (
+            await meeting_presence(conn, claimed.meeting_id, claimed.started_at)
+            if claimed.meeting_id and claimed.started_at
+            else []
+        )
+    if owner_id is None:
+        return await _fail_recording(
+            engine, recording_id, "Its room was deleted, so nobody could own its transcript."
+        )
+    transcript_id = await _open_transcript(
+        engine, recording_id, owner_id, claimed.meeting_id, claimed.room_id, derived
+    )
     folder = Path(tempfile.mkdtemp(prefix=f"{recording_id}-", dir=workdir))
-    try:
-        source = folder / ("source" + Path(claimed.key).suffix)
+
+    async def fetch_source(into: Path) -> Path:
+        source = into / ("source" + Path(claimed.key).suffix)
         await recordings.download(claimed.key, source)
-        decoded = await asyncio.to_thread(decode_audio, source, folder)
-        audio_key, playback_key = derived_keys(derived, recording_id)
-        await derived.upload(audio_key, decoded.wav_path, "audio/wav")
-        await derived.upload(playback_key, decoded.playback_path, "audio/mp4")
-        values: dict[str, object] = {
-            "status": RecordingStatus.completed.value,
-            "error": None,
-            "duration": decoded.duration,
-            "audio_key": audio_key,
-            "playback_key": playback_key,
-            "processed_at": utcnow(),
-        }
-        _log.info("recording processed", recording_id=recording_id, duration=decoded.duration)
-    except (AudioError, ObjectMissing) as exc:
+        return source
+
+    async def on_step(step: str, key: str | None) -> None:
+        async with engine.begin() as conn:
+            row = await conn.scalar(select(Transcript.steps).where(Transcript.id == transcript_id))
+            steps = dict(row or {})
+            if key is not None:
+                steps[step] = key
+            await conn.execute(
+                update(Transcript)
+                .where(Transcript.id == transcript_id)
+                .values(step=step, steps=steps)
+            )
+
+    store = StorageStore(derived, _prefix(derived, transcript_id))
+    pipeline = Pipeline(backends, store, folder, on_step=on_step)
+    request = Request(
+        language=language,
+        num_speakers=people_count(presence),
+        presence=tuple(presence) if claimed.meeting_id else None,
+    )
+    try:
+        result = await pipeline.run(fetch_source, request)
+    except (PipelineError, ObjectMissing) as exc:
         error = (
             f"The object {claimed.key} is no longer in {recordings.label}."
             if isinstance(exc, ObjectMissing)
             else str(exc)
         )
-        values = {"status": RecordingStatus.failed.value, "error": error, "processed_at": utcnow()}
-        _log.warning("recording failed", recording_id=recording_id, error=error)
+        return await _fail(engine, recording_id, transcript_id, error)
+    except Exception as exc:
+        # A bug or an outage, not the file: say so, keep the worker serving the next job.
+        _log.exception("recording job crashed", recording_id=recording_id)
+        error = (
+            f"Processing stopped with an unexpected error ({type(exc).__name__}: {exc}); "
+            f"run `reflector recordings retry {recording_id}` once it is fixed."
+        )
+        return await _fail(engine, recording_id, transcript_id, error)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+    doc = result.document
+    now = utcnow()
     async with engine.begin() as conn:
-        await conn.execute(update(Recording).where(Recording.id == recording_id).values(**values))
-    return str(values["status"])
+        await conn.execute(
+            update(Transcript)
+            .where(Transcript.id == transcript_id)
+            .values(
+                status=TranscriptStatus.ended.value,
+                error=None,
+                title=doc.title,
+                short_summary=doc.short_summary,
+                language=doc.language,
+                duration=doc.duration,
+                document=doc.model_dump_json(),
+                audio_key=result.audio.wav,
+                playback_key=result.audio.playback,
+                ended_at=now,
+            )
+        )
+        await conn.execute(
+            update(Recording)
+            .where(Recording.id == recording_id)
+            .values(
+                status=RecordingStatus.completed.value,
+                error=None,
+                duration=doc.duration,
+                audio_key=result.audio.wav,
+                playback_key=result.audio.playback,
+                processed_at=now,
+            )
+        )
+    _log.info(
+        "recording processed",
+        recording_id=recording_id,
+        transcript_id=transcript_id,
+        duration=doc.duration,
+        reused=result.reused,
+    )
+    return RecordingStatus.completed.value
+
+
+def _prefix(derived: Storage, transcript_id: str) -> str:
+    return f"{derived.prefix}transcripts/{transcript_id}"
+
+
+async def _open_transcript(
+    engine: AsyncEngine,
+    recording_id: str,
+    owner_id: str,
+    meeting_id: str | None,
+    room_id: str | None,
+    derived: Storage,
+) -> str:
+    """The recording's transcript, created on its first job and put back to `processing` on
+    later ones (a retry)."""
+    async with engine.begin() as conn:
+        existing = await conn.scalar(
+            select(Transcript.id).where(Transcript.recording_id == recording_id)
+        )
+        if existing is not None:
+            await conn.execute(
+                update(Transcript)
+                .where(Transcript.id == existing)
+                .values(status=TranscriptStatus.processing.value, error=None, ended_at=None)
+            )
+            return str(existing)
+    transcript_id = new_id("trn")
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(Transcript).values(
+                    id=transcript_id,
+                    owner_id=owner_id,
+                    recording_id=recording_id,
+                    meeting_id=meeting_id,
+                    room_id=room_id,
+                    source="recording",
+                    status=TranscriptStatus.processing.value,
+                    steps={},
+                    storage_prefix=_prefix(derived, transcript_id),
+                )
+            )
+            await conn.execute(
+                update(Recording)
+                .where(Recording.id == recording_id)
+                .values(transcript_id=transcript_id)
+            )
+    except IntegrityError:
+        # A second delivery of the same job got there first.
+        return await _open_transcript(engine, recording_id, owner_id, meeting_id, room_id, derived)
+    return transcript_id
+
+
+async def _fail(engine: AsyncEngine, recording_id: str, transcript_id: str, error: str) -> str:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(Transcript)
+            .where(Transcript.id == transcript_id)
+            .values(status=TranscriptStatus.error.value, error=error, ended_at=utcnow())
+        )
+    return await _fail_recording(engine, recording_id, error)
+
+
+async def _fail_recording(engine: AsyncEngine, recording_id: str, error: str) -> str:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(Recording)
+            .where(Recording.id == recording_id)
+            .values(status=RecordingStatus.failed.value, error=error, processed_at=utcnow())
+        )
+    _log.warning("recording failed", recording_id=recording_id, error=error)
+    return RecordingStatus.failed.value

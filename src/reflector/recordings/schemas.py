@@ -18,6 +18,7 @@ class RecordingOut(BaseModel):
     size: int | None
     started_at: datetime | None
     duration: float | None
+    transcript_id: str | None
     source: str
     announcements: int
     attempts: int

@@ -167,16 +167,21 @@ def test_a_meeting_end_to_end(running: Running) -> None:
         done = [r for r in items if r["status"] in ("completed", "failed")]
         return done[0] if done else None
 
-    recording = wait_for(completed, within=60.0)
+    recording = wait_for(completed, within=180.0)
     assert recording, httpx.get(f"{running.base}/v1/recordings", headers=running.auth).json()
     assert recording["status"] == "completed", recording
     assert recording["key"] == key
     assert recording["meeting_id"] == meeting["id"]
     assert recording["source"] == "webhook"
     assert recording["duration"] == pytest.approx(24.7, abs=0.5)
-    derived = running.data_dir / "derived" / "recordings" / recording["id"]
+    derived = running.data_dir / "derived" / "transcripts" / recording["transcript_id"]
     assert (derived / "audio.wav").stat().st_size > 0
     assert (derived / "playback.m4a").stat().st_size > 0
+    transcript = httpx.get(
+        f"{running.base}/v1/transcripts/{recording['transcript_id']}", headers=running.auth
+    ).json()
+    assert transcript["status"] == "ended", transcript
+    assert transcript["words"]
 
 
 def _readme_snippet(repo_root: Path) -> str:
