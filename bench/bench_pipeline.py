@@ -123,6 +123,9 @@ def peak_rss_gb(wav: Path, workdir: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    from reflector.logs import configure_logging
+
+    configure_logging("WARNING")  # step logs would bury the figures
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         folder = Path(tmp)
         wav = folder / "meeting.wav"

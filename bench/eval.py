@@ -25,6 +25,7 @@ from pyannote.core import Annotation, Segment, Timeline
 from pyannote.metrics.diarization import DiarizationErrorRate
 
 from eval_normalise import normalise
+from reflector.logs import configure_logging
 from reflector.pipeline.diarize import SenkoDiarizer
 from reflector.pipeline.transcribe import WhisperTranscriber
 from reflector.pipeline.types import Diarization, Transcription, no_progress
@@ -192,6 +193,7 @@ def evaluate_diarization() -> None:
 def main() -> int:
     # Nothing may be fetched at run time.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    configure_logging("WARNING")  # the models' step logs would bury the figures
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="reflector-eval-") as workdir:
         evaluate_transcription(Path(workdir))

@@ -143,7 +143,12 @@ def create_app(
 
     _install_error_handlers(app)
     app.add_middleware(
-        BodySizeLimitMiddleware, limit_for=lambda _path: settings.MAX_REQUEST_BODY_BYTES
+        BodySizeLimitMiddleware,
+        limit_for=lambda path: (
+            settings.MAX_UPLOAD_BYTES
+            if path.rstrip("/") == "/v1/transcripts"
+            else settings.MAX_REQUEST_BODY_BYTES
+        ),
     )
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     MAX_REQUEST_BODY_BYTES: int = Field(
         64 * 1024, ge=1024, description="Largest JSON request body accepted, in bytes."
     )
+    MAX_UPLOAD_BYTES: int = Field(
+        2 * 1024**3,
+        ge=1024,
+        description="Largest file accepted by POST /v1/transcripts (upload), in bytes.",
+    )
     ADMIN_EMAIL: str = Field(
         "admin@localhost",
         pattern=r"^[^@\s]+@[^@\s]+$",

@@ -46,4 +46,13 @@ async def current_user(request: Request, session: SessionDep) -> User:
     return user
 
 
+async def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The caller when it sent credentials (checked as strictly as current_user), else None:
+    for routes that also answer anonymous callers (public transcript links)."""
+    if request.headers.get("authorization") is None:
+        return None
+    return await current_user(request, session)
+
+
 CurrentUser = Annotated[User, Depends(current_user)]
+OptionalUser = Annotated[User | None, Depends(optional_user)]

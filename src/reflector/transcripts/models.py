@@ -16,6 +16,12 @@ class TranscriptStatus(StrEnum):
     error = "error"  # `error` says what is wrong
 
 
+class ShareMode(StrEnum):
+    private = "private"  # the owner only
+    room = "room"  # every signed-in user of this Reflector
+    public = "public"  # anyone with the link, signed in or not (read only)
+
+
 class Transcript(Base):
     """The pipeline's result for one recording (or, later, one upload)."""
 
@@ -32,7 +38,13 @@ class Transcript(Base):
     room_id: Mapped[str | None] = mapped_column(
         ForeignKey("rooms.id", ondelete="SET NULL"), index=True
     )
-    source: Mapped[str] = mapped_column(String(20))  # "recording"
+    source: Mapped[str] = mapped_column(String(20))  # "recording" or "upload"
+    share_mode: Mapped[str] = mapped_column(
+        String(10), default=ShareMode.private.value, server_default=ShareMode.private.value
+    )
+    # Uploads: the name the file was uploaded under, and its key in derived storage.
+    filename: Mapped[str | None] = mapped_column(String(255), default=None)
+    source_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     status: Mapped[str] = mapped_column(String(20), index=True)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     # The step running now, or the last one that ran; `steps` maps each finished step to the
