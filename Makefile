@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 1250
 
-.PHONY: run test check bench eval format clean install
+.PHONY: run test check bench eval format clean install chromium
 
 install: $(STAMP)
 
@@ -22,8 +22,13 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/reflector serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The browser tests (tests/web) drive Debian's Chromium through Playwright; Playwright's own
+# browser download is not used.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests bench

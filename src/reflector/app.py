@@ -36,10 +36,13 @@ from reflector.recordings.storage import recording_storage
 from reflector.rooms.routes import router as rooms_router
 from reflector.settings import Settings, settings_from_environment
 from reflector.transcripts.routes import router as transcripts_router
+from reflector.transcripts.search_routes import router as transcript_search_router
 from reflector.validation import describe_validation_error
+from reflector.web.routes import router as web_router
 from reflector.webhooks.ratelimit import WebhookLimiter
 from reflector.webhooks.routes import webhook_router
 
+_MULTIPART_ALLOWANCE = 1 << 20
 _log = get_logger("reflector.app")
 
 _SHUTDOWN_GRACE_SECONDS = 2.0
@@ -139,15 +142,19 @@ def create_app(
     app.include_router(meetings_router)
     app.include_router(whereby_router)
     app.include_router(recordings_router)
+    # Before /v1/transcripts/{id}, which would take "search" for an id.
+    app.include_router(transcript_search_router)
     app.include_router(transcripts_router)
+    app.include_router(web_router)
 
     _install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit_for=lambda path: (
-            settings.MAX_UPLOAD_BYTES
+            # The file may be MAX_UPLOAD_BYTES; the multipart framing around it is extra.
+            (settings.MAX_UPLOAD_BYTES + _MULTIPART_ALLOWANCE, "MAX_UPLOAD_BYTES")
             if path.rstrip("/") == "/v1/transcripts"
-            else settings.MAX_REQUEST_BODY_BYTES
+            else (settings.MAX_REQUEST_BODY_BYTES, "MAX_REQUEST_BODY_BYTES")
         ),
     )
     app.add_middleware(RequestIdMiddleware)

@@ -60,7 +60,8 @@ class RequestIdMiddleware:
 class BodySizeLimitMiddleware:
     """Answers 413 for bodies over the limit, by Content-Length or while streaming."""
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], tuple[int, str]]) -> None:
+        """`limit_for(path)` gives the limit in bytes and the setting that sets it."""
         self.app = app
         self.limit_for = limit_for
 
@@ -68,10 +69,10 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
+        limit, setting = self.limit_for(scope["path"])
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(send, limit)
+            await _too_large(send, limit, setting)
             return
 
         received = 0
@@ -83,7 +84,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise _BodyTooLarge(limit)
+                    raise _BodyTooLarge(limit, setting)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -96,22 +97,25 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLarge:
             if not response_started:
-                await _too_large(send, limit)
+                await _too_large(send, limit, setting)
 
 
 class _BodyTooLarge(HTTPException):
     # An HTTPException, so that frameworks reading the body pass it on as a 413 instead of
     # wrapping it as a parse error.
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, _too_large_detail(limit))
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(413, _too_large_detail(limit, setting))
 
 
-def _too_large_detail(limit: int) -> str:
-    return f"The request body is larger than {limit} bytes; send a smaller body."
+def _too_large_detail(limit: int, setting: str) -> str:
+    return (
+        f"The request body is larger than {limit} bytes; send a smaller body "
+        f"(the limit is the setting {setting})."
+    )
 
 
-async def _too_large(send: Send, limit: int) -> None:
-    body = json.dumps(error_body("payload_too_large", _too_large_detail(limit))).encode()
+async def _too_large(send: Send, limit: int, setting: str) -> None:
+    body = json.dumps(error_body("payload_too_large", _too_large_detail(limit, setting))).encode()
     await send(
         {
             "type": "http.response.start",

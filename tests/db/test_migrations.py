@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.db import migrate
 from reflector.db.models import Base
+from reflector.transcripts.search import SEARCH_TABLE_NAMES
 from tests.conftest import BACKENDS, Database, postgres_schema
 
 
@@ -32,6 +33,22 @@ async def empty_engine(
         await engine.dispose()
 
 
+# The search index lives outside Base.metadata (its shape differs per database, see
+# reflector.transcripts.search): one table on PostgreSQL; on SQLite the same table plus its FTS5
+# index and the index's shadow tables.
+SEARCH_TABLES = {
+    "postgresql": {"transcript_search"},
+    "sqlite": {
+        "transcript_search",
+        "transcript_search_fts",
+        "transcript_search_fts_data",
+        "transcript_search_fts_idx",
+        "transcript_search_fts_docsize",
+        "transcript_search_fts_config",
+    },
+}
+
+
 def _tables(connection: Connection) -> set[str]:
     return set(inspect(connection).get_table_names()) - {"alembic_version"}
 
@@ -41,20 +58,40 @@ async def tables(engine: AsyncEngine) -> set[str]:
         return await conn.run_sync(_tables)
 
 
+async def triggers(engine: AsyncEngine) -> set[str]:
+    """SQLite's triggers (the search index's upkeep); PostgreSQL has none of ours."""
+    if engine.dialect.name != "sqlite":
+        return set()
+    async with engine.connect() as conn:
+        rows = await conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        return {row[0] for row in rows}
+
+
+def test_search_table_names_cover_every_database() -> None:
+    assert set(SEARCH_TABLE_NAMES) == set().union(*SEARCH_TABLES.values())
+
+
 async def test_round_trip(empty_engine: AsyncEngine) -> None:
-    expected = set(Base.metadata.tables)
+    expected = set(Base.metadata.tables) | SEARCH_TABLES[empty_engine.dialect.name]
     await migrate.upgrade(empty_engine)
     assert await tables(empty_engine) == expected
     assert await migrate.current_revision(empty_engine) == migrate.head_revision()
     await migrate.downgrade(empty_engine, "base")
     assert await tables(empty_engine) == set()
+    assert await triggers(empty_engine) == set()
     assert await migrate.current_revision(empty_engine) is None
     await migrate.upgrade(empty_engine)
     assert await tables(empty_engine) == expected
 
 
+def _not_search_table(name: str | None, type_: str, _parents: object) -> bool:
+    return not (type_ == "table" and name in SEARCH_TABLE_NAMES)
+
+
 def _differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": _not_search_table}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -97,7 +97,7 @@ def _intervals(changes: list[_Change], origin: datetime) -> list[PresenceInterva
     intervals = [
         PresenceInterval(
             participant_id=participant_id,
-            name=name or "Guest",
+            name=name,  # empty: present, but never a name for a voice
             start=(start - origin).total_seconds(),
             end=None if end is None else (end - origin).total_seconds(),
         )

@@ -8,23 +8,21 @@ transcript's prefix in derived storage, so it resumes at the step that was inter
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reflector.db.base import new_id, utcnow
 from reflector.logs import get_logger
 from reflector.meetings.presence import meeting_presence, people_count
-from reflector.pipeline.runner import Backends, Pipeline, PipelineError, Request
-from reflector.pipeline.store import StorageStore
+from reflector.pipeline.runner import Backends, PipelineResult, Request
 from reflector.recordings.models import Recording, RecordingStatus
-from reflector.recordings.storage import ObjectMissing, Storage
+from reflector.recordings.storage import Storage
 from reflector.rooms.models import Room
 from reflector.transcripts.models import Transcript, TranscriptStatus
+from reflector.transcripts.processing import run_transcript, transcript_prefix
 
 _log = get_logger("reflector.recordings.processing")
 
@@ -75,95 +73,55 @@ async def process_recording(
     transcript_id = await _open_transcript(
         engine, recording_id, owner_id, claimed.meeting_id, claimed.room_id, derived
     )
-    folder = Path(tempfile.mkdtemp(prefix=f"{recording_id}-", dir=workdir))
 
     async def fetch_source(into: Path) -> Path:
         source = into / ("source" + Path(claimed.key).suffix)
         await recordings.download(claimed.key, source)
         return source
 
-    async def on_step(step: str, key: str | None) -> None:
-        async with engine.begin() as conn:
-            row = await conn.scalar(select(Transcript.steps).where(Transcript.id == transcript_id))
-            steps = dict(row or {})
-            if key is not None:
-                steps[step] = key
-            await conn.execute(
-                update(Transcript)
-                .where(Transcript.id == transcript_id)
-                .values(step=step, steps=steps)
-            )
-
-    store = StorageStore(derived, _prefix(derived, transcript_id))
-    pipeline = Pipeline(backends, store, folder, on_step=on_step)
-    request = Request(
-        language=language,
-        num_speakers=people_count(presence),
-        presence=tuple(presence) if claimed.meeting_id else None,
-    )
-    try:
-        result = await pipeline.run(fetch_source, request)
-    except (PipelineError, ObjectMissing) as exc:
-        error = (
-            f"The object {claimed.key} is no longer in {recordings.label}."
-            if isinstance(exc, ObjectMissing)
-            else str(exc)
-        )
-        return await _fail(engine, recording_id, transcript_id, error)
-    except Exception as exc:
-        # A bug or an outage, not the file: say so, keep the worker serving the next job.
-        _log.exception("recording job crashed", recording_id=recording_id)
-        error = (
-            f"Processing stopped with an unexpected error ({type(exc).__name__}: {exc}); "
-            f"run `reflector recordings retry {recording_id}` once it is fixed."
-        )
-        return await _fail(engine, recording_id, transcript_id, error)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-    doc = result.document
-    now = utcnow()
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(Transcript)
-            .where(Transcript.id == transcript_id)
-            .values(
-                status=TranscriptStatus.ended.value,
-                error=None,
-                title=doc.title,
-                short_summary=doc.short_summary,
-                language=doc.language,
-                duration=doc.duration,
-                document=doc.model_dump_json(),
-                audio_key=result.audio.wav,
-                playback_key=result.audio.playback,
-                ended_at=now,
-            )
-        )
+    async def completed(conn: AsyncConnection, result: PipelineResult) -> None:
         await conn.execute(
             update(Recording)
             .where(Recording.id == recording_id)
             .values(
                 status=RecordingStatus.completed.value,
                 error=None,
-                duration=doc.duration,
+                duration=result.document.duration,
                 audio_key=result.audio.wav,
                 playback_key=result.audio.playback,
-                processed_at=now,
+                processed_at=utcnow(),
             )
         )
-    _log.info(
-        "recording processed",
-        recording_id=recording_id,
-        transcript_id=transcript_id,
-        duration=doc.duration,
-        reused=result.reused,
+
+    async def failed(conn: AsyncConnection, error: str) -> None:
+        await _mark_failed(conn, recording_id, error)
+
+    outcome = await run_transcript(
+        transcript_id,
+        engine=engine,
+        derived=derived,
+        backends=backends,
+        fetch_source=fetch_source,
+        request=Request(
+            language=language,
+            num_speakers=people_count(presence),
+            presence=tuple(presence) if claimed.meeting_id else None,
+        ),
+        workdir=workdir,
+        missing_source=f"The object {claimed.key} is no longer in {recordings.label}.",
+        retry_hint=f"run `reflector recordings retry {recording_id}` once it is fixed.",
+        on_ended=completed,
+        on_failed=failed,
     )
-    return RecordingStatus.completed.value
-
-
-def _prefix(derived: Storage, transcript_id: str) -> str:
-    return f"{derived.prefix}transcripts/{transcript_id}"
+    if outcome.status == "ended":
+        _log.info("recording processed", recording_id=recording_id, transcript_id=transcript_id)
+        return RecordingStatus.completed.value
+    if outcome.status == "deleted":
+        return await _fail_recording(
+            engine, recording_id, "Its transcript was deleted while it was being processed."
+        )
+    _log.warning("recording failed", recording_id=recording_id, error=outcome.error)
+    return RecordingStatus.failed.value
 
 
 async def _open_transcript(
@@ -200,7 +158,7 @@ async def _open_transcript(
                     source="recording",
                     status=TranscriptStatus.processing.value,
                     steps={},
-                    storage_prefix=_prefix(derived, transcript_id),
+                    storage_prefix=transcript_prefix(derived, transcript_id),
                 )
             )
             await conn.execute(
@@ -214,22 +172,16 @@ async def _open_transcript(
     return transcript_id
 
 
-async def _fail(engine: AsyncEngine, recording_id: str, transcript_id: str, error: str) -> str:
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(Transcript)
-            .where(Transcript.id == transcript_id)
-            .values(status=TranscriptStatus.error.value, error=error, ended_at=utcnow())
-        )
-    return await _fail_recording(engine, recording_id, error)
-
-
 async def _fail_recording(engine: AsyncEngine, recording_id: str, error: str) -> str:
     async with engine.begin() as conn:
-        await conn.execute(
-            update(Recording)
-            .where(Recording.id == recording_id)
-            .values(status=RecordingStatus.failed.value, error=error, processed_at=utcnow())
-        )
+        await _mark_failed(conn, recording_id, error)
     _log.warning("recording failed", recording_id=recording_id, error=error)
     return RecordingStatus.failed.value
+
+
+async def _mark_failed(conn: AsyncConnection, recording_id: str, error: str) -> None:
+    await conn.execute(
+        update(Recording)
+        .where(Recording.id == recording_id)
+        .values(status=RecordingStatus.failed.value, error=error, processed_at=utcnow())
+    )

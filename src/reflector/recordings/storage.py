@@ -59,6 +59,11 @@ class Storage(Protocol):
         """The object's bytes; for small objects only. ObjectMissing."""
         ...
 
+    async def read_range(self, key: str, start: int, end_inclusive: int) -> bytes:
+        """Bytes `start` to `end_inclusive` of the object (fewer when it is shorter), for
+        serving a large object a piece at a time. ObjectMissing."""
+        ...
+
     async def upload(self, key: str, src: Path, content_type: str) -> None: ...
 
     async def write(self, key: str, data: bytes, content_type: str) -> None: ...
@@ -144,6 +149,24 @@ class S3Storage:
             return data
 
         return await self._call(key, run)
+
+    async def read_range(self, key: str, start: int, end_inclusive: int) -> bytes:
+        _check_range(start, end_inclusive)
+
+        def run() -> bytes:
+            response = self.client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end_inclusive}"
+            )
+            data: bytes = response["Body"].read()
+            return data
+
+        try:
+            return await self._call(key, run)
+        except ClientError as exc:
+            # S3 refuses a range that starts at or past the end; so do we, with no bytes.
+            if _error_code(exc) == "InvalidRange":
+                return b""
+            raise
 
     async def upload(self, key: str, src: Path, content_type: str) -> None:
         # upload_file switches to multipart for large files (recordings run to gigabytes).
@@ -266,6 +289,20 @@ class LocalStorage:
         except (FileNotFoundError, IsADirectoryError) as exc:
             raise ObjectMissing(f"{self.label} has no object {key!r}") from exc
 
+    async def read_range(self, key: str, start: int, end_inclusive: int) -> bytes:
+        _check_range(start, end_inclusive)
+        path = self.path(key)
+
+        def run() -> bytes:
+            with path.open("rb") as file:
+                file.seek(start)
+                return file.read(end_inclusive - start + 1)
+
+        try:
+            return await asyncio.to_thread(run)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            raise ObjectMissing(f"{self.label} has no object {key!r}") from exc
+
     async def upload(self, key: str, src: Path, content_type: str) -> None:
         path = self.path(key)
 
@@ -331,6 +368,11 @@ class LocalStorage:
                     found.append(key)
         # Code point order is UTF-8 byte order: the order S3 lists in.
         return sorted(found)
+
+
+def _check_range(start: int, end_inclusive: int) -> None:
+    if start < 0 or end_inclusive < start:
+        raise ValueError(f"not a byte range: {start}-{end_inclusive}")
 
 
 def _is_partial(name: str) -> bool:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from reflector.inputs import StrictInput
 from reflector.pipeline.types import (
     ActionItem,
     Segment,
@@ -14,14 +16,25 @@ from reflector.pipeline.types import (
 )
 from reflector.transcripts.models import Transcript
 
+ShareModeName = Literal["private", "room", "public"]
+StatusName = Literal["processing", "ended", "error"]
 
-class TranscriptOut(BaseModel):
-    """A transcript with its status; the content fields are empty until it has `ended`."""
+TITLE_MAX = 200
+SPEAKER_NAME_MAX = 100
+
+
+class TranscriptSummary(BaseModel):
+    """A transcript in a listing: its status and headline, without its content."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     id: str
     status: str  # processing | ended | error
     error: str | None
-    step: str | None  # the step running now (processing) or that ran last
+    step: str | None
+    source: str  # recording | upload
+    filename: str | None  # uploads: the name the file was uploaded under
+    share_mode: str  # private | room | public
     recording_id: str | None
     meeting_id: str | None
     room_id: str | None
@@ -31,6 +44,11 @@ class TranscriptOut(BaseModel):
     language: str | None
     title: str | None
     short_summary: str | None
+
+
+class TranscriptOut(TranscriptSummary):
+    """A transcript with its status; the content fields are empty until it has `ended`."""
+
     long_summary: str | None
     action_items: list[ActionItem]
     topics: list[Topic]
@@ -53,21 +71,10 @@ class TranscriptOut(BaseModel):
                     "words",
                 }
             )
+        summary = TranscriptSummary.model_validate(row).model_dump()
         return cls.model_validate(
             {
-                "id": row.id,
-                "status": row.status,
-                "error": row.error,
-                "step": row.step,
-                "recording_id": row.recording_id,
-                "meeting_id": row.meeting_id,
-                "room_id": row.room_id,
-                "created_at": row.created_at,
-                "ended_at": row.ended_at,
-                "duration": row.duration,
-                "language": row.language,
-                "title": row.title,
-                "short_summary": row.short_summary,
+                **summary,
                 "long_summary": None,
                 "action_items": [],
                 "topics": [],
@@ -77,3 +84,49 @@ class TranscriptOut(BaseModel):
                 **content,
             }
         )
+
+
+class Waveform(BaseModel):
+    duration: float  # seconds
+    peaks: list[float]  # evenly spaced over the duration, 0.0 to 1.0
+
+
+def _trimmed(limit: int) -> AfterValidator:
+    def check(value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("must not be empty or only spaces")
+        if len(value) > limit:
+            raise ValueError(f"must be at most {limit} characters (got {len(value)})")
+        return value
+
+    return AfterValidator(check)
+
+
+Title = Annotated[StrictStr, _trimmed(TITLE_MAX)]
+SpeakerName = Annotated[StrictStr, _trimmed(SPEAKER_NAME_MAX)]
+
+
+class SpeakerRename(StrictInput):
+    id: StrictInt
+    name: SpeakerName
+
+
+class SpeakerMerge(BaseModel):
+    """Every word and segment of speaker `from` becomes speaker `into`'s."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    from_: StrictInt = Field(alias="from")
+    into: StrictInt
+
+
+class TranscriptUpdate(StrictInput):
+    """PATCH /v1/transcripts/{id}: fields left out keep their value."""
+
+    non_nullable: ClassVar[frozenset[str]] = frozenset({"title", "share_mode", "speakers", "merge"})
+
+    title: Title | None = None
+    share_mode: ShareModeName | None = None
+    speakers: list[SpeakerRename] | None = None
+    merge: list[SpeakerMerge] | None = None

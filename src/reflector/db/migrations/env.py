@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from reflector.db.engine import create_engine
 from reflector.db.models import Base
+from reflector.transcripts.search import SEARCH_TABLE_NAMES
 
 config = context.config
 target_metadata = Base.metadata
@@ -22,6 +23,10 @@ def _run(connection: Connection) -> None:
         # SQLite cannot ALTER most things; batch mode rebuilds tables instead.
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # The search index is made by hand per database (FTS5 or tsvector), not from models.
+        include_name=lambda name, type_, _parents: (
+            not (type_ == "table" and name in SEARCH_TABLE_NAMES)
+        ),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -19,9 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("transcripts") as batch:
         batch.add_column(
-            sa.Column(
-                "share_mode", sa.String(length=10), nullable=False, server_default="private"
-            )
+            sa.Column("share_mode", sa.String(length=10), nullable=False, server_default="private")
         )
         batch.add_column(sa.Column("filename", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("source_key", sa.String(length=1024), nullable=True))
