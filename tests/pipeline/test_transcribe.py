@@ -146,6 +146,28 @@ def test_whisper_progress_rises_to_one(whisper: WhisperTranscriber) -> None:
     assert "chicago" in text
 
 
+def test_a_long_recording_goes_in_pieces_with_the_same_words(
+    whisper: WhisperTranscriber, talk: Transcription, tmp_path: Path
+) -> None:
+    # The talk five times (2 min): pieces of at most 61 s make three cuts at quiet moments.
+    one = join_clips(tmp_path / "once.wav")
+    with wave.open(str(one), "rb") as reader:
+        samples = np.frombuffer(reader.readframes(reader.getnframes()), dtype="<i2")
+    wav = write_wav(tmp_path / "five.wav", np.tile(samples, 5))
+    pieces = WhisperTranscriber(piece_seconds=61)
+    whole = whisper.transcribe(wav, language=None, progress=no_progress)
+    cut = pieces.transcribe(wav, language=None, progress=no_progress)
+    assert cut.duration == pytest.approx(5 * wav_seconds(one), abs=0.01)
+    starts = [w.start for w in cut.words]
+    assert starts == sorted(starts)
+    assert starts[-1] > 4 * wav_seconds(one)
+    assert cut.language == "en"
+    normalise = _bench_normaliser()
+    reference = normalise(" ".join(w.text for w in whole.words))
+    assert jiwer.wer(reference, normalise(" ".join(w.text for w in cut.words))) < 0.05
+    assert len(cut.words) == pytest.approx(5 * len(talk.words), rel=0.05)
+
+
 def test_english_only_model_refuses_another_language(whisper: WhisperTranscriber) -> None:
     with pytest.raises(TranscriberError, match=r"only English.*TRANSCRIBE_LANGUAGE"):
         whisper.transcribe(CLIPS[0], language="de", progress=no_progress)

@@ -453,6 +453,9 @@ class _PlaybackSink:
         )
         self._stream = self._container.add_stream("aac", rate=PLAYBACK_RATE, layout="mono")
         self._stream.bit_rate = PLAYBACK_BIT_RATE
+        # FFmpeg's default "twoloop" coder takes over twice as long, for no audible gain on
+        # speech at this bit rate.
+        self._stream.options = {"aac_coder": "fast"}
         self._time_base = Fraction(1, PLAYBACK_RATE)
         self._samples = 0
 
