@@ -30,6 +30,7 @@ from reflector.auth import service as auth
 from reflector.db import migrate
 from reflector.db.engine import create_engine, create_session_factory
 from reflector.db.models import Base
+from reflector.jobs.queue import JobQueue
 from reflector.platforms.base import VideoPlatform
 from reflector.settings import Settings
 
@@ -180,10 +181,22 @@ def platforms() -> dict[str, VideoPlatform] | None:
 
 
 @pytest.fixture
+def jobs() -> JobQueue | None:
+    """The app's job queue; None = Celery on the configured broker. Modules override this
+    (tests/fakes/jobs.py has a fake that records what was enqueued)."""
+    return None
+
+
+@pytest.fixture
 async def app(
-    engine: AsyncEngine, settings: Settings, platforms: dict[str, VideoPlatform] | None
+    engine: AsyncEngine,
+    settings: Settings,
+    platforms: dict[str, VideoPlatform] | None,
+    jobs: JobQueue | None,
 ) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, engine=engine, platforms=platforms, background=False)
+    application = create_app(
+        settings, engine=engine, platforms=platforms, jobs=jobs, background=False
+    )
     async with LifespanManager(application):
         yield application
 

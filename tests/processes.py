@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -99,3 +101,29 @@ def start_serve(
     base = f"http://127.0.0.1:{port}"
     wait_answer(f"{base}/health", within=60)
     return Served(process, base, token)
+
+
+@contextlib.contextmanager
+def serve_with_sandbox(folder: Path) -> Iterator[tuple[Served, str, Path]]:
+    """`reflector serve` from an empty DATA_DIR in `folder`, with no Whereby key or AWS set, so
+    it starts its sandbox (on a free port) and its embedded worker; yields the server, the
+    sandbox's URL and the server's log, and checks the log holds no traceback at the end."""
+    sandbox_port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WHEREBY_", "AWS_", "DATABASE_URL", "REFLECTOR_ENV_FILE"))
+    }
+    env |= {
+        "DATA_DIR": str(folder / "data"),
+        "WHEREBY_SANDBOX_PORT": str(sandbox_port),
+        "LOG_LEVEL": "WARNING",
+    }
+    log = folder / "serve.log"
+    with log.open("w") as err:
+        server = start_serve(folder, env, stderr=err)
+    try:
+        yield server, f"http://127.0.0.1:{sandbox_port}", log
+    finally:
+        server.stop()
+    assert "Traceback" not in log.read_text(), log.read_text()[-4000:]

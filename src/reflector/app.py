@@ -32,7 +32,7 @@ from reflector.platforms.registry import build_platforms
 from reflector.platforms.whereby.routes import router as whereby_router
 from reflector.recordings.intake import Intake
 from reflector.recordings.routes import router as recordings_router
-from reflector.recordings.storage import recording_storage
+from reflector.recordings.storage import derived_storage, recording_storage
 from reflector.rooms.routes import router as rooms_router
 from reflector.settings import Settings, settings_from_environment
 from reflector.transcripts.routes import router as transcripts_router
@@ -127,6 +127,9 @@ def create_app(
     app.state.platforms = platforms
     app.state.whereby_api_check = {}
     app.state.intake = intake
+    app.state.jobs = intake.jobs
+    # One per app: an S3 client is costly to make.
+    app.state.derived_storage = derived_storage(settings)
     app.state.webhook_limiter = WebhookLimiter(
         failures_per_minute=settings.WEBHOOK_FAILED_REQUESTS_PER_MINUTE,
         requests_per_minute=settings.WEBHOOK_REQUESTS_PER_MINUTE,

@@ -39,6 +39,23 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class PayloadTooLarge(AppError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(AppError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+class InvalidInput(AppError):
+    """A value the caller sent that cannot be used; the detail says which and why."""
+
+    status_code = 422
+    code = "validation_error"
+
+
 class RateLimited(AppError):
     status_code = 429
     code = "rate_limited"

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reflector.app import create_app
 from reflector.auth import service as auth
 from reflector.db.engine import create_session_factory
 from reflector.meetings.models import Meeting
@@ -22,7 +18,6 @@ from reflector.recordings.models import Recording
 from reflector.recordings.objects import Source, StoredObject
 from reflector.recordings.processing import process_recording
 from reflector.recordings.storage import LocalStorage
-from reflector.settings import Settings
 from reflector.transcripts.models import Transcript
 from tests.conftest import Account
 from tests.factories import make_meeting
@@ -36,16 +31,6 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 @pytest.fixture
 def jobs() -> RecordingJobQueue:
     return RecordingJobQueue()
-
-
-@pytest.fixture
-async def app(
-    engine: AsyncEngine, settings: Settings, jobs: RecordingJobQueue
-) -> AsyncIterator[FastAPI]:
-    """The app with the job queue faked at its seam."""
-    application = create_app(settings, engine=engine, jobs=jobs, background=False)
-    async with LifespanManager(application):
-        yield application
 
 
 def key_for(meeting: Meeting) -> str:

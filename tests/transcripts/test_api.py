@@ -7,7 +7,6 @@ test controls exactly what is there; one test runs a real recording through the 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,9 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reflector.app import create_app
 from reflector.db.base import new_id, utcnow
 from reflector.db.engine import create_session_factory
 from reflector.pipeline.types import (
@@ -39,7 +35,6 @@ from reflector.settings import Settings
 from reflector.transcripts.models import Transcript
 from tests.conftest import Account
 from tests.factories import make_meeting
-from tests.fakes.jobs import RecordingJobQueue
 from tests.fakes.pipeline import scripted_backends
 from tests.transcripts.test_recording_transcripts import recording_key, stored_recording
 
@@ -47,21 +42,6 @@ NOT_FOUND_DETAIL = (
     "No transcript '{id}' among yours or those shared with you; check the id "
     "(GET /v1/transcripts lists yours)."
 )
-
-
-@pytest.fixture
-def jobs() -> RecordingJobQueue:
-    return RecordingJobQueue()
-
-
-@pytest.fixture
-async def app(
-    engine: AsyncEngine, settings: Settings, jobs: RecordingJobQueue
-) -> AsyncIterator[FastAPI]:
-    """The app with the job queue faked at its seam."""
-    application = create_app(settings, engine=engine, jobs=jobs, background=False)
-    async with LifespanManager(application):
-        yield application
 
 
 def derived_of(settings: Settings) -> LocalStorage:

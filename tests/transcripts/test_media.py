@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from moto.server import ThreadedMotoServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,13 +25,6 @@ from tests.transcripts.test_api import derived_of, error_of, make_transcript, st
 # Spans more than two read chunks, and is no multiple of one.
 SIZE = 2 * CHUNK_BYTES + 12_345
 AUDIO = os.urandom(SIZE)
-
-
-@pytest.fixture
-async def app(engine: AsyncEngine, settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, engine=engine, jobs=RecordingJobQueue(), background=False)
-    async with LifespanManager(application):
-        yield application
 
 
 @pytest.mark.parametrize(

@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reflector.app import create_app
 from reflector.auth.models import User
 from reflector.db.base import utcnow
 from reflector.db.engine import create_session_factory
 from reflector.pipeline.types import Segment, Speaker, Topic, TranscriptDocument
-from reflector.platforms.base import VideoPlatform
-from reflector.settings import Settings
 from reflector.transcripts.models import ShareMode, Transcript, TranscriptStatus
 from reflector.transcripts.search import (
     ParsedQuery,
@@ -31,7 +25,6 @@ from reflector.transcripts.search import (
     parse_query,
     search,
 )
-from reflector.transcripts.search_routes import router as search_router
 from tests.conftest import Account, MakeAccount
 
 Line = tuple[int, float, float, str]  # speaker id, start, end, text
@@ -423,28 +416,6 @@ async def test_newest_first_among_equal_matches(engine: AsyncEngine, alice: Acco
 
 
 # --- the route --------------------------------------------------------------------------------
-
-
-def _search_mounted(app: FastAPI) -> bool:
-    return any(getattr(route, "path", None) == "/v1/transcripts/search" for route in app.routes)
-
-
-@pytest.fixture
-async def app(
-    engine: AsyncEngine, settings: Settings, platforms: dict[str, VideoPlatform] | None
-) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, engine=engine, platforms=platforms, background=False)
-    if not _search_mounted(application):
-        # Until app.py mounts the search router: in front, where app.py must put it (before
-        # /v1/transcripts/{transcript_id}, which would take "search" for an id).
-        routes = application.router.routes
-        count = len(routes)
-        application.include_router(search_router)
-        added = routes[count:]
-        del routes[count:]
-        routes[:0] = added
-    async with LifespanManager(application):
-        yield application
 
 
 async def test_route_finds_and_pages(

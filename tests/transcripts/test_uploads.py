@@ -13,22 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.app import create_app
 from reflector.db.engine import create_session_factory
+from reflector.errors import PayloadTooLarge
 from reflector.pipeline.types import Progress, Transcription
 from reflector.settings import Settings
 from reflector.transcripts.models import Transcript
 from reflector.transcripts.processing import PROCESS_UPLOAD, process_upload
-from reflector.transcripts.uploads import (
-    PayloadTooLarge,
-    clean_filename,
-    receive_file,
-    source_extension,
-)
+from reflector.transcripts.uploads import clean_filename, receive_file, source_extension
 from tests.conftest import Account, make_settings
 from tests.fakes.jobs import RecordingJobQueue
 from tests.fakes.pipeline import ScriptedTranscriber, scripted_backends
@@ -36,11 +31,6 @@ from tests.transcripts.test_api import derived_of, error_of, make_room
 
 MEDIA = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 TALK = MEDIA / "talk.m4a"
-
-
-@pytest.fixture
-def jobs() -> RecordingJobQueue:
-    return RecordingJobQueue()
 
 
 @asynccontextmanager
@@ -52,15 +42,6 @@ async def serving(
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http
-
-
-@pytest.fixture
-async def app(
-    engine: AsyncEngine, settings: Settings, jobs: RecordingJobQueue
-) -> AsyncIterator[FastAPI]:
-    application = create_app(settings, engine=engine, jobs=jobs, background=False)
-    async with LifespanManager(application):
-        yield application
 
 
 async def transcript_count(engine: AsyncEngine) -> int:

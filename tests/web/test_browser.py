@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.processes import Served, free_port, start_serve, wait_for
+from tests.processes import Served, serve_with_sandbox, wait_for
 
 pytestmark = pytest.mark.browser
 
@@ -56,25 +56,8 @@ def chromium() -> str:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Served, str, Path]]:
     """`reflector serve` with its sandbox on free ports; (server, sandbox URL, server log)."""
-    sandbox_port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WHEREBY_", "AWS_", "DATABASE_URL", "REFLECTOR_ENV_FILE"))
-    }
-    env |= {
-        "DATA_DIR": str(tmp_path / "data"),
-        "WHEREBY_SANDBOX_PORT": str(sandbox_port),
-        "LOG_LEVEL": "WARNING",
-    }
-    log = tmp_path / "serve.log"
-    with log.open("w") as err:
-        server = start_serve(tmp_path, env, stderr=err)
-    try:
-        yield server, f"http://127.0.0.1:{sandbox_port}", log
-    finally:
-        server.stop()
-    assert "Traceback" not in log.read_text(), log.read_text()[-4000:]
+    with serve_with_sandbox(tmp_path) as running:
+        yield running
 
 
 def _shots(page: Any, name: str) -> None:

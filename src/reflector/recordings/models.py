@@ -3,10 +3,20 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import Mapped, column_property, mapped_column
 
 from reflector.db.base import Base, UTCDateTime, new_id, utcnow
+from reflector.transcripts.models import Transcript
 
 
 class RecordingStatus(StrEnum):
@@ -38,8 +48,6 @@ class Recording(Base):
     # The recording's start, from its object key.
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
-    # Its transcript, once its first job started (transcripts.recording_id links back).
-    transcript_id: Mapped[str | None] = mapped_column(String(40), default=None)
     audio_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     playback_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     source: Mapped[str] = mapped_column(String(20))
@@ -50,3 +58,9 @@ class Recording(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+# Its transcript, once its first job started: read from transcripts.recording_id, the one link.
+Recording.transcript_id = column_property(
+    select(Transcript.id).where(Transcript.recording_id == Recording.id).scalar_subquery()
+)

@@ -161,11 +161,6 @@ async def _open_transcript(
                     storage_prefix=transcript_prefix(derived, transcript_id),
                 )
             )
-            await conn.execute(
-                update(Recording)
-                .where(Recording.id == recording_id)
-                .values(transcript_id=transcript_id)
-            )
     except IntegrityError:
         # A second delivery of the same job got there first.
         return await _open_transcript(engine, recording_id, owner_id, meeting_id, room_id, derived)

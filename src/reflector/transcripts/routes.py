@@ -10,13 +10,13 @@ from pydantic import BaseModel, ValidationError
 
 from reflector.auth.dependencies import CurrentUser, OptionalUser
 from reflector.deps import SessionDep
-from reflector.errors import Conflict, NotFound
+from reflector.errors import Conflict, InvalidInput, NotFound
 from reflector.jobs.queue import JobQueue
 from reflector.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from reflector.pipeline.export import EXPORT_FORMATS
 from reflector.pipeline.runner import AudioOutput
 from reflector.pipeline.types import TranscriptDocument
-from reflector.recordings.storage import ObjectMissing, Storage, derived_storage
+from reflector.recordings.storage import ObjectMissing, Storage
 from reflector.settings import Settings
 from reflector.transcripts import service
 from reflector.transcripts.access import readable_transcript
@@ -29,7 +29,6 @@ from reflector.transcripts.schemas import (
     TranscriptUpdate,
     Waveform,
 )
-from reflector.transcripts.service import InvalidInput
 from reflector.transcripts.uploads import MAX_SPEAKERS, create_upload, received_upload
 
 router = APIRouter(prefix="/v1/transcripts", tags=["transcripts"])
@@ -80,21 +79,12 @@ def _settings(request: Request) -> Settings:
 
 
 def _derived(request: Request) -> Storage:
-    """Derived storage, built once per app (an S3 client is costly to make)."""
-    state = request.app.state
-    storage: Storage | None = getattr(state, "derived_storage", None)
-    if storage is None:
-        storage = derived_storage(_settings(request))
-        state.derived_storage = storage
+    storage: Storage = request.app.state.derived_storage
     return storage
 
 
 def _jobs(request: Request) -> JobQueue:
-    state = request.app.state
-    jobs: JobQueue | None = getattr(state, "jobs", None)
-    if jobs is None:
-        jobs = state.intake.jobs
-    assert jobs is not None
+    jobs: JobQueue = request.app.state.jobs
     return jobs
 
 

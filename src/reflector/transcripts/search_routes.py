@@ -11,18 +11,13 @@ from fastapi import APIRouter, Query
 
 from reflector.auth.dependencies import CurrentUser
 from reflector.deps import SessionDep
-from reflector.errors import AppError
+from reflector.errors import InvalidInput
 from reflector.transcripts.search import MAX_QUERY_CHARS, SearchResults, search
 
 router = APIRouter(prefix="/v1/transcripts", tags=["transcripts"])
 
 MAX_LIMIT = 100
 MAX_OFFSET = 10_000
-
-
-class InvalidSearch(AppError):
-    status_code = 422
-    code = "validation_error"
 
 
 @router.get("/search", summary="Search the transcripts you can read")
@@ -52,12 +47,12 @@ async def search_transcripts(
     `<mark>`) and the link to that moment in the transcript's page."""
     words = q.strip()
     if not words:
-        raise InvalidSearch(
+        raise InvalidInput(
             "Invalid request: query parameter q is empty; give the words to search for, "
             "e.g. /v1/transcripts/search?q=budget."
         )
     if len(q) > MAX_QUERY_CHARS:
-        raise InvalidSearch(
+        raise InvalidInput(
             f"Invalid request: query parameter q is {len(q)} characters long; keep it to "
             f"{MAX_QUERY_CHARS} or fewer."
         )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import defer
 
 from reflector.auth.models import User
 from reflector.db.base import utcnow
-from reflector.errors import AppError, Conflict
+from reflector.errors import AppError, Conflict, InvalidInput
 from reflector.pagination import keyset_page
 from reflector.pipeline.types import Segment, TranscriptDocument
 from reflector.recordings.models import Recording
@@ -30,13 +30,6 @@ from reflector.transcripts.search import drop_from_index, index_transcript
 RENAMED_BY_OWNER = "renamed by the owner"
 # Optimistic concurrency: a PATCH that raced another is redone on the fresh row this often.
 _EDIT_ATTEMPTS = 3
-
-
-class InvalidInput(AppError):
-    """A value the caller sent that cannot be used; the detail says which and why."""
-
-    status_code = 422
-    code = "validation_error"
 
 
 async def get_transcript(session: AsyncSession, user: User, transcript_id: str) -> Transcript:
@@ -96,15 +89,15 @@ async def delete_transcript(
 ) -> None:
     """Remove the transcript's derived objects (audio, step outputs, exports, an uploaded
     source), its search entry and its row. A room recording it came from stays in its bucket;
-    its row forgets the transcript."""
+    its row forgets the audio."""
     transcript = await owned_transcript(session, user, transcript_id)
     # Objects first: if this stops half way, the row is still there to delete again.
     await delete_objects(derived, transcript)
     await drop_from_index(await session.connection(), transcript.id)
     await session.execute(
         update(Recording)
-        .where(Recording.transcript_id == transcript.id)
-        .values(transcript_id=None, audio_key=None, playback_key=None)
+        .where(Recording.id == transcript.recording_id)
+        .values(audio_key=None, playback_key=None)
     )
     await session.delete(transcript)
     await session.flush()

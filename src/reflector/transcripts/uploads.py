@@ -31,13 +31,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reflector.auth.models import User
 from reflector.db.base import new_id
-from reflector.errors import AppError, BadRequest, ServiceUnavailable
+from reflector.errors import (
+    BadRequest,
+    InvalidInput,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 from reflector.jobs.queue import JobQueue
 from reflector.logs import get_logger
 from reflector.recordings.storage import Storage
 from reflector.transcripts.models import Transcript, TranscriptStatus
 from reflector.transcripts.processing import PROCESS_UPLOAD, transcript_prefix
-from reflector.transcripts.service import InvalidInput, room_of
+from reflector.transcripts.service import room_of
 
 _log = get_logger("reflector.transcripts.uploads")
 
@@ -79,16 +85,6 @@ MEDIA_EXTENSIONS = frozenset(
 )
 _LANGUAGE = re.compile(r"^(auto|[a-z]{2,3})$")
 _HOW = "send the recording as multipart/form-data with a field named 'file' (curl -F file=@x.mp4)"
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMediaType(AppError):
-    status_code = 415
-    code = "unsupported_media_type"
 
 
 def too_large(limit: int) -> PayloadTooLarge:

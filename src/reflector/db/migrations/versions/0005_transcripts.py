@@ -1,4 +1,4 @@
-"""transcripts, and each recording's transcript id
+"""transcripts
 
 Revision ID: 0005
 Revises: 0004
@@ -73,10 +73,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_transcripts_meeting_id"), "transcripts", ["meeting_id"])
     op.create_index(op.f("ix_transcripts_room_id"), "transcripts", ["room_id"])
     op.create_index(op.f("ix_transcripts_status"), "transcripts", ["status"])
-    op.add_column("recordings", sa.Column("transcript_id", sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("recordings") as batch:
-        batch.drop_column("transcript_id")
     op.drop_table("transcripts")
