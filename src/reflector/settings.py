@@ -216,6 +216,61 @@ class Settings(BaseSettings):
         60, ge=1, description="How often meetings are checked for having ended."
     )
 
+    # Retention of recordings, derived audio and transcripts (each overridable per room).
+    RETENTION_RECORDING_DAYS: int | None = Field(
+        None,
+        ge=0,
+        le=36500,
+        description="Days after a recording was processed successfully that its raw file is "
+        "deleted from the recording bucket (0: right after). Unset: kept. Never deleted when "
+        "processing failed.",
+    )
+    RETENTION_AUDIO_DAYS: int | None = Field(
+        None,
+        ge=0,
+        le=36500,
+        description="Days after a transcript ended that its derived audio (the WAV and the "
+        "playback copy) is deleted. Unset: kept.",
+    )
+    RETENTION_TRANSCRIPT_DAYS: int | None = Field(
+        None,
+        ge=0,
+        le=36500,
+        description="Days after a transcript ended that it is deleted with all its derived "
+        "files. Unset: kept.",
+    )
+    RETENTION_INTERVAL_SECONDS: int = Field(
+        3600, ge=5, description="How often the retention policy is applied."
+    )
+
+    # Outgoing webhooks (each room may name a URL that gets its events).
+    ROOM_WEBHOOK_TIMEOUT_SECONDS: float = Field(
+        10.0, gt=0, le=120, description="Timeout of one outgoing webhook request."
+    )
+    ROOM_WEBHOOK_RETRY_HOURS: float = Field(
+        24.0,
+        gt=0,
+        le=24 * 7,
+        description="How long an outgoing webhook that gets 5xx or no answer is retried, with "
+        "exponential back-off.",
+    )
+    ROOM_WEBHOOK_INTERVAL_SECONDS: float = Field(
+        2.0, gt=0, le=300, description="How often due outgoing webhooks are sent."
+    )
+
+    # Hardening.
+    CORS_ALLOWED_ORIGINS: str | None = Field(
+        None,
+        description="Comma-separated origins (https://app.example.com) whose pages may call "
+        "the API from a browser. Unset: no CORS headers, so no other site may.",
+    )
+    PRESIGNED_URL_SECONDS: int = Field(
+        300,
+        ge=10,
+        le=3600,
+        description="Lifetime of the signed S3 download links given to authorised users.",
+    )
+
     # Job engine (Celery).
     CELERY_BROKER_URL: str | None = Field(
         None,
@@ -323,6 +378,10 @@ class Settings(BaseSettings):
         "LLM_URL",
         "LLM_API_KEY",
         "LLM_MODEL",
+        "RETENTION_RECORDING_DAYS",
+        "RETENTION_AUDIO_DAYS",
+        "RETENTION_TRANSCRIPT_DAYS",
+        "CORS_ALLOWED_ORIGINS",
         mode="before",
     )
     @classmethod

@@ -58,6 +58,8 @@ class Recording(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When retention removed the raw object from its bucket (the row stays, as the record).
+    object_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 # Its transcript, once its first job started: read from transcripts.recording_id, the one link.

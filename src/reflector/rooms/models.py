@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, Enum, ForeignKey, String
+from sqlalchemy import Boolean, Enum, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reflector.db.base import Base, UTCDateTime, new_id, utcnow
@@ -51,5 +51,12 @@ class Room(Base):
     )
     is_locked: Mapped[bool] = mapped_column(Boolean)
     room_mode: Mapped[RoomMode] = mapped_column(_enum(RoomMode, "room_mode"))
+    # Outgoing webhooks: where this room's events go, and the secret that signs them.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    webhook_secret: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Retention overrides in days; None: the RETENTION_* setting applies.
+    retention_recording_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    retention_audio_days: Mapped[int | None] = mapped_column(Integer, default=None)
+    retention_transcript_days: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

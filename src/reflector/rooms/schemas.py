@@ -4,7 +4,7 @@ import re
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from reflector.inputs import StrictInput
 from reflector.platforms.registry import DEFAULT_PLATFORM, is_known_platform, platform_names
@@ -30,6 +30,8 @@ def _platform(value: str) -> str:
 
 RoomName = Annotated[StrictStr, AfterValidator(_room_name)]
 PlatformName = Annotated[StrictStr, AfterValidator(_platform)]
+# Retention override in days; null: the RETENTION_* setting applies.
+RetentionDays = Annotated[StrictInt, Field(ge=0, le=36500)]
 
 
 class RoomCreate(StrictInput):
@@ -39,6 +41,9 @@ class RoomCreate(StrictInput):
     recording_trigger: RecordingTrigger = RecordingTrigger.automatic_2nd_participant
     is_locked: StrictBool = False
     room_mode: RoomMode = RoomMode.normal
+    retention_recording_days: RetentionDays | None = None
+    retention_audio_days: RetentionDays | None = None
+    retention_transcript_days: RetentionDays | None = None
 
 
 class RoomUpdate(StrictInput):
@@ -52,6 +57,9 @@ class RoomUpdate(StrictInput):
     recording_trigger: RecordingTrigger | None = None
     is_locked: StrictBool | None = None
     room_mode: RoomMode | None = None
+    retention_recording_days: RetentionDays | None = None
+    retention_audio_days: RetentionDays | None = None
+    retention_transcript_days: RetentionDays | None = None
 
 
 class RoomOut(BaseModel):
@@ -65,5 +73,8 @@ class RoomOut(BaseModel):
     recording_trigger: RecordingTrigger
     is_locked: bool
     room_mode: RoomMode
+    retention_recording_days: int | None
+    retention_audio_days: int | None
+    retention_transcript_days: int | None
     created_at: datetime
     updated_at: datetime

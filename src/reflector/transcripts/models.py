@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reflector.db.base import Base, UTCDateTime, new_id, utcnow
@@ -63,3 +63,7 @@ class Transcript(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # When retention removed the derived audio (audio_key and playback_key are then None).
+    audio_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Bytes of the derived objects under storage_prefix, as of the last change to them.
+    stored_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)

@@ -1,0 +1,1 @@
+"""Retention: deleting raw recordings, derived audio and transcripts when their time comes."""
