@@ -97,6 +97,21 @@ def test_malformed_setting_stops_with_one_line(cli: CliRunner, tmp_path: Path) -
     assert "integer" in lines[0]
 
 
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"], ["retention", "--dry-run"]])
+def test_unreachable_database_stops_with_one_line(
+    cli: CliRunner, tmp_path: Path, command: list[str]
+) -> None:
+    env = tmp_path / "down.env"
+    # A port nothing listens on: the connection is refused at once.
+    env.write_text(f"DATABASE_URL=postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none\n")
+    result = cli.invoke(app, ["--env-file", str(env), *command])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: the database does not answer (")
+    assert lines[0].endswith("check DATABASE_URL and that the database server is running.")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     """`reflector serve` as a user runs it: a fresh folder, no .env, default settings."""

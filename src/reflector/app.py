@@ -26,6 +26,8 @@ from reflector.jobs.celery_app import create_celery_app
 from reflector.jobs.queue import CeleryJobQueue, JobQueue
 from reflector.logs import configure_logging, get_logger
 from reflector.meetings.routes import router as meetings_router
+from reflector.metrics.routes import MetricsExporter
+from reflector.metrics.routes import router as metrics_router
 from reflector.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from reflector.platforms.base import VideoPlatform
 from reflector.platforms.registry import build_platforms
@@ -33,7 +35,9 @@ from reflector.platforms.whereby.routes import router as whereby_router
 from reflector.recordings.intake import Intake
 from reflector.recordings.routes import router as recordings_router
 from reflector.recordings.storage import derived_storage, recording_storage
+from reflector.room_webhooks.routes import router as room_webhooks_router
 from reflector.rooms.routes import router as rooms_router
+from reflector.security import install_security
 from reflector.settings import Settings, settings_from_environment
 from reflector.transcripts.routes import router as transcripts_router
 from reflector.transcripts.search_routes import router as transcript_search_router
@@ -130,6 +134,13 @@ def create_app(
     app.state.jobs = intake.jobs
     # One per app: an S3 client is costly to make.
     app.state.derived_storage = derived_storage(settings)
+    app.state.metrics = MetricsExporter(
+        engine,
+        version=__version__,
+        platforms=list(platforms),
+        # The bucket's name, never a local path: /metrics needs no token.
+        derived_label=getattr(app.state.derived_storage, "bucket", "local"),
+    )
     app.state.webhook_limiter = WebhookLimiter(
         failures_per_minute=settings.WEBHOOK_FAILED_REQUESTS_PER_MINUTE,
         requests_per_minute=settings.WEBHOOK_REQUESTS_PER_MINUTE,
@@ -140,8 +151,10 @@ def create_app(
     for name in platforms:
         app.include_router(webhook_router(name))
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(auth_router)
     app.include_router(rooms_router)
+    app.include_router(room_webhooks_router)
     app.include_router(meetings_router)
     app.include_router(whereby_router)
     app.include_router(recordings_router)
@@ -161,6 +174,8 @@ def create_app(
         ),
     )
     app.add_middleware(RequestIdMiddleware)
+    # Outermost: CORS answers preflights, and every answer gets the security headers.
+    install_security(app, settings)
     return app
 
 

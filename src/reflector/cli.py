@@ -1,5 +1,5 @@
-"""The `reflector` command: serve, worker, process, migrate, users, tokens, recordings,
-sandbox."""
+"""The `reflector` command: serve, worker, process, migrate, users, tokens, recordings, rooms,
+retention, sandbox."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import HttpUrl, SecretStr
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reflector.auth import service as auth
@@ -37,6 +38,7 @@ from reflector.settings import (
     ENV_FILE_VARIABLE,
     ConfigError,
     DiarizeBackend,
+    Environment,
     Settings,
     load_settings,
 )
@@ -57,6 +59,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 recordings_app = typer.Typer(help="Recordings and their processing.", no_args_is_help=True)
 app.add_typer(recordings_app, name="recordings")
+rooms_app = typer.Typer(help="Rooms of every user (admin commands).", no_args_is_help=True)
+app.add_typer(rooms_app, name="rooms")
 
 
 class ExportChoice(StrEnum):
@@ -97,10 +101,22 @@ def _run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
+    return _call(main())
+
+
+def _call(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's async body. A refusal (AppError) or a database that does not answer
+    ends the command with one line on stderr, not a traceback."""
     try:
-        return asyncio.run(main())
+        return asyncio.run(work)
     except AppError as exc:
         raise _fail(f"error: {exc.detail}") from None
+    except (OSError, OperationalError, InterfaceError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise _fail(
+            f"error: the database does not answer ({type(cause).__name__}: {cause}); check "
+            "DATABASE_URL and that the database server is running."
+        ) from None
 
 
 async def _require_current_schema(engine: AsyncEngine) -> None:
@@ -177,7 +193,8 @@ def serve(
 ) -> None:
     """Apply migrations, create the first admin on an empty database, and serve the API."""
     settings = _settings(ctx)
-    if sandbox and settings.WHEREBY_API_KEY is None:
+    # Never in production: there the settings name real Whereby credentials (checked on load).
+    if sandbox and settings.WHEREBY_API_KEY is None and not _production(settings):
         settings = _with_sandbox(settings, host, port)
 
     async def prepare() -> auth.IssuedToken | None:
@@ -191,10 +208,7 @@ def serve(
         finally:
             await engine.dispose()
 
-    try:
-        issued = asyncio.run(prepare())
-    except AppError as exc:
-        raise _fail(f"error: {exc.detail}") from None
+    issued = _call(prepare())
     if issued is not None:
         base = (
             str(settings.BASE_URL).rstrip("/")
@@ -233,6 +247,10 @@ def _run_server(ctx: typer.Context, settings: Settings, host: str, port: int, wo
         log_config=None,
         access_log=False,
     )
+
+
+def _production(settings: Settings) -> bool:
+    return settings.ENVIRONMENT is Environment.production
 
 
 def _with_sandbox(settings: Settings, host: str, port: int) -> Settings:
@@ -312,7 +330,7 @@ def migrate(
         finally:
             await engine.dispose()
 
-    typer.echo(f"database schema at revision {asyncio.run(main()) or 'base (empty)'}")
+    typer.echo(f"database schema at revision {_call(main()) or 'base (empty)'}")
 
 
 @users_app.command("create")
@@ -452,12 +470,85 @@ def recordings_retry(
         finally:
             await engine.dispose()
 
-    if not asyncio.run(main()):
+    queued = _call(main())
+    if not queued:
         raise _fail(
             f"error: no failed or unmatched recording {recording_id}; "
             "'reflector recordings list' shows ids and statuses."
         )
     typer.echo(f"recording {recording_id} queued again")
+
+
+@app.command("retention")
+def retention_command(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be deleted; change nothing.")
+    ] = False,
+) -> None:
+    """Apply the retention policy now (the server does so every RETENTION_INTERVAL_SECONDS)
+    and print each deletion: kind, id, where, why (tab-separated)."""
+    from reflector.retention.apply import Deletions, run_retention, summary
+
+    settings = _settings(ctx)
+
+    async def main() -> Deletions:
+        engine = create_engine(settings.database_url)
+        try:
+            await _require_current_schema(engine)
+            return await run_retention(engine, settings, dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    done = _call(main())
+    for deletion in done:
+        typer.echo(deletion.line())
+    typer.echo(summary(done, dry_run=dry_run), err=True)
+    if done.failed:
+        raise typer.Exit(1)
+
+
+@rooms_app.command("migrate-platform")
+def rooms_migrate_platform(
+    ctx: typer.Context,
+    old: Annotated[
+        str, typer.Option("--from", help="Platform the rooms are on (may be one removed since).")
+    ],
+    new: Annotated[str, typer.Option("--to", help="Registered platform to move them to.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done; change nothing.")
+    ] = False,
+) -> None:
+    """Move every room on --from to --to, ending their active meetings on --from first (only
+    here when --from is no longer registered)."""
+    import httpx
+
+    from reflector.platforms.registry import build_platforms, is_known_platform, platform_names
+    from reflector.rooms import platform_migration
+
+    settings = _settings(ctx)
+    if not is_known_platform(new):
+        raise _fail(
+            f"error: --to {new!r} is not a registered platform; registered: "
+            f"{', '.join(platform_names())}.",
+            2,
+        )
+    if old == new:
+        raise _fail(f"error: --from and --to are both {new!r}; there is nothing to move.", 2)
+
+    async def work(session: AsyncSession) -> list[platform_migration.RoomMigration]:
+        async with httpx.AsyncClient(timeout=settings.WHEREBY_HTTP_TIMEOUT_SECONDS) as http:
+            return await platform_migration.migrate_platform(
+                session,
+                old,
+                new,
+                build_platforms(settings, http),
+                dry_run=dry_run,
+                report=lambda migration: typer.echo(migration.describe()),
+            )
+
+    migrations = _run(settings, work)
+    typer.echo(platform_migration.summary(migrations, dry_run=dry_run))
 
 
 @app.command("process")

@@ -14,6 +14,11 @@ from reflector.settings import LogFormat
 
 _SENSITIVE_KEY = re.compile(r"(secret|token|password|authorization|api_key|signature)", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+# Libraries that print credentials in their DEBUG lines: botocore each request's Authorization
+# header (which names the access key), urllib3 each URL (a signed link's X-Amz-Credential),
+# aiosqlite each statement's parameters (a room's webhook secret as it is stored). They stay at
+# INFO or above whatever LOG_LEVEL says.
+_DEBUG_LEAKS_SECRETS = ("botocore", "boto3", "s3transfer", "urllib3", "aiosqlite")
 
 
 def _mask_secrets(
@@ -38,6 +43,9 @@ class _CurrentStderr:
 
 
 def configure_logging(level: str = "INFO", fmt: LogFormat = LogFormat.console) -> None:
+    floor = max(logging.INFO, logging.getLevelName(level))
+    for name in _DEBUG_LEAKS_SECRETS:
+        logging.getLogger(name).setLevel(floor)
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt is LogFormat.json

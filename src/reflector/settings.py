@@ -424,6 +424,24 @@ class Settings(BaseSettings):
             raise ValueError("LLM_URL is set, so LLM_MODEL must name the model to ask")
         return self
 
+    @field_validator("CORS_ALLOWED_ORIGINS")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        from reflector.security import parse_origins
+
+        return None if value is None else ",".join(parse_origins(value))
+
+    @model_validator(mode="after")
+    def _production_ready(self) -> Self:
+        # Production never runs on the sandbox's or the examples' credentials, nor over http.
+        from reflector.security import production_problems
+
+        if self.ENVIRONMENT is Environment.production:
+            problems = production_problems(self)
+            if problems:
+                raise ValueError("ENVIRONMENT=production, but " + "; ".join(problems))
+        return self
+
     @property
     def database_url(self) -> str:
         if self.DATABASE_URL:

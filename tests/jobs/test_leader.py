@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from reflector.db.engine import create_session_factory
-from reflector.jobs.leader import acquire, current_holder, run_while_leader
+from reflector.jobs.leader import Failures, acquire, current_holder, run_while_leader
 from reflector.jobs.models import Lease
 
 TTL = 0.6
@@ -134,3 +135,44 @@ async def test_failing_work_is_retried(engine: AsyncEngine) -> None:
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
+
+
+async def test_failing_work_backs_off_and_recovers(engine: AsyncEngine) -> None:
+    """Work that runs back to back (interval 0, like the SQS poll) and keeps failing is not
+    retried in a tight loop: the waits double up to the cap."""
+    factory = create_session_factory(engine)
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def flaky() -> None:
+        starts.append(loop.time())
+        if len(starts) <= 4:
+            raise RuntimeError("queue refused")
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(
+        run_while_leader(
+            factory, LEASE, "me", TTL, flaky, stop, interval=0, backoff_first=0.1, backoff_max=0.4
+        )
+    )
+    try:
+        await until(lambda: len(starts) >= 8, 20, "eight calls")
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
+    # After failures 1-4 the waits are at least 0.1, 0.2, 0.4 (the cap), 0.4 s.
+    assert [gap >= wait for gap, wait in zip(gaps, [0.1, 0.2, 0.4, 0.4], strict=False)] == [
+        True
+    ] * 4
+
+
+def test_a_success_resets_the_back_off() -> None:
+    failures = Failures("test", first=1.0, most=8.0)
+    for _ in range(5):
+        failures.failed(RuntimeError("down"))
+    assert failures.delay() == 8.0
+    failures.succeeded()
+    assert failures.delay() == 0.0
+    failures.failed(RuntimeError("down"))
+    assert failures.delay() == 1.0

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.db.engine import create_session_factory
+from reflector.errors import Conflict
 from reflector.meetings.models import Meeting
 from reflector.recordings.intake import PROCESS_RECORDING, Intake
 from reflector.recordings.models import Recording
@@ -142,3 +143,36 @@ async def test_stuck_jobs_are_requeued_and_retry(
     assert row.status == "pending"
     assert row.error is None
     assert len(jobs.enqueued) == 3
+
+
+async def test_retrying_an_unmatched_recording_matches_it_again(
+    engine: AsyncEngine, intake: Intake, jobs: RecordingJobQueue, alice: Account
+) -> None:
+    """A recording announced before its meeting was stored (or whose meeting was stored under
+    another name) is matched on retry; one that still names no meeting stays unmatched and the
+    retry says why."""
+    key = "standup-0b1fbe30-2346-4681-85a5-f309f11e509f-2026-11-28T12:00:05Z.mp4"
+    early = await intake.receive(StoredObject(BUCKET, key), Source.sqs)
+    stray = await intake.receive(
+        StoredObject(BUCKET, "elsewhere-1-2026-11-28T12:00:05Z.mp4"), Source.sqs
+    )
+    assert early is not None
+    assert stray is not None
+    assert (early.status, stray.status) == ("unmatched", "unmatched")
+
+    with pytest.raises(Conflict, match="still names no meeting this service knows"):
+        await intake.retry(early.recording_id)
+    meeting = await make_meeting(engine, alice)  # its room name is the one in `key`
+    assert await intake.retry(early.recording_id)
+    [matched] = [r for r in await recordings(engine) if r.id == early.recording_id]
+    assert (matched.status, matched.meeting_id, matched.room_id) == (
+        "pending",
+        meeting.id,
+        meeting.room_id,
+    )
+    assert jobs.enqueued == [(PROCESS_RECORDING, (early.recording_id,), None)]
+
+    with pytest.raises(Conflict, match="It stays unmatched"):
+        await intake.retry(stray.recording_id)
+    [still] = [r for r in await recordings(engine) if r.id == stray.recording_id]
+    assert (still.status, still.meeting_id) == ("unmatched", None)

@@ -439,3 +439,37 @@ async def test_a_public_transcript_reads_signed_out_without_controls(
     page = await client.get(f"/transcripts/{public}")
     assert "Rename" in page.text
     assert 'id="share"' in page.text
+
+
+async def test_unusable_sessions_are_purged(engine: AsyncEngine, alice: Account) -> None:
+    """Expired sessions, and sessions signed out a day ago, are deleted; live ones, ones
+    signed out just now, and API tokens stay."""
+    factory = create_session_factory(engine)
+    async with factory() as db:
+        opened = [await web_session.open_session(db, alice.token) for _ in range(4)]
+        await db.commit()
+    live, expired, signed_out, just_signed_out = [s for s in opened if s is not None]
+    now = utcnow()
+    async with factory() as db:
+        for gone, when in ((expired, "created_at"), (signed_out, "revoked_at")):
+            token = await db.get(ApiToken, gone.token.id)
+            assert token is not None
+            setattr(token, when, now - web_session.SESSION_MAX_AGE - timedelta(minutes=1))
+        token = await db.get(ApiToken, just_signed_out.token.id)
+        assert token is not None
+        token.revoked_at = now
+        await db.commit()
+    async with factory() as db:
+        assert await web_session.purge_sessions(db, now) == 2
+        await db.commit()
+        left = set(await db.scalars(select(ApiToken.id)))
+    assert expired.token.id not in left
+    assert signed_out.token.id not in left
+    assert {live.token.id, just_signed_out.token.id} <= left
+    # The API token the sessions were opened with is not a session: it stays.
+    assert any(not token.name.startswith("web-session:") for token in await api_tokens(engine))
+
+
+async def api_tokens(engine: AsyncEngine) -> list[ApiToken]:
+    async with create_session_factory(engine)() as db:
+        return list(await auth.list_tokens(db))

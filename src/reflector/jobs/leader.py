@@ -99,6 +99,41 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), max(0.0, seconds))
 
 
+class Failures:
+    """Failures of one lease's work in a row: the back-off before its next run, and logs
+    that give the traceback once, not at every retry."""
+
+    def __init__(self, lease: str, first: float, most: float) -> None:
+        self.lease = lease
+        self.first = first
+        self.most = most
+        self.count = 0
+
+    def failed(self, exc: Exception) -> None:
+        self.count += 1
+        if self.count == 1:
+            _log.error("leader work failed", lease=self.lease, exc_info=exc)
+        else:
+            _log.warning(
+                "leader work failed again",
+                lease=self.lease,
+                failures_in_a_row=self.count,
+                error=f"{type(exc).__name__}: {exc}",
+                next_try_in_seconds=round(self.delay(), 1),
+            )
+
+    def succeeded(self) -> None:
+        if self.count:
+            _log.info("leader work recovered", lease=self.lease, after_failures=self.count)
+        self.count = 0
+
+    def delay(self) -> float:
+        """Seconds to wait before the next run (0 when the last run succeeded)."""
+        if not self.count:
+            return 0.0
+        return float(min(self.most, self.first * 2 ** (self.count - 1)))
+
+
 async def run_while_leader(
     factory: async_sessionmaker[AsyncSession],
     name: str,
@@ -108,10 +143,14 @@ async def run_while_leader(
     stop: asyncio.Event,
     *,
     interval: float | None = None,
+    backoff_first: float = 1.0,
+    backoff_max: float = 60.0,
 ) -> None:
     """Run `work` every `interval` seconds (default ttl/3) while `holder` holds the lease
     `name`; return, releasing the lease, once `stop` is set. A failing `work` is logged and
-    run again at the next interval.
+    run again after a back-off that doubles with each failure in a row (from `backoff_first`
+    to `backoff_max` seconds, never sooner than the interval): work that runs back to back
+    (interval 0, the SQS poll) must not spin against a queue or bucket that keeps refusing.
 
     Example, in the app's lifespan::
 
@@ -129,14 +168,15 @@ async def run_while_leader(
     every = renew_every if interval is None else interval
     next_run = loop.time()
     held = False
+    failures = Failures(name, backoff_first, backoff_max)
     try:
         while not stop.is_set():
             was_held, held = held, await _still_held(factory, name, holder, ttl)
             if held != was_held:
                 _log.info("lease taken" if held else "lease lost", lease=name, holder=holder)
             if held and loop.time() >= next_run:
-                next_run = loop.time() + every
-                held = await _work_while_held(factory, name, holder, ttl, work)
+                held = await _work_while_held(factory, name, holder, ttl, work, failures)
+                next_run = loop.time() + max(every, failures.delay())
                 continue
             wait = min(renew_every, next_run - loop.time()) if held else renew_every
             await _wait(stop, wait)
@@ -152,6 +192,7 @@ async def _work_while_held(
     holder: str,
     ttl: float,
     work: Callable[[], Awaitable[None]],
+    failures: Failures,
 ) -> bool:
     """Run one pass of `work`, renewing the lease meanwhile; False when the lease was lost."""
 
@@ -159,7 +200,9 @@ async def _work_while_held(
         try:
             await work()
         except Exception as exc:
-            _log.error("leader work failed", lease=name, exc_info=exc)
+            failures.failed(exc)
+        else:
+            failures.succeeded()
 
     task = asyncio.create_task(guarded())
     try:

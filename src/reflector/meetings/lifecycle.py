@@ -13,6 +13,7 @@ from reflector.logs import get_logger
 from reflector.meetings.models import Meeting
 from reflector.meetings.service import mark_ended
 from reflector.platforms.base import VideoPlatform
+from reflector.room_webhooks.outbox import enqueue_meeting_ended
 
 _log = get_logger("reflector.meetings.lifecycle")
 
@@ -28,6 +29,7 @@ async def close_finished_meetings(
     for meeting in list(meetings):
         if meeting.end_date <= now:
             mark_ended(meeting, "expired", now)
+            await enqueue_meeting_ended(session, meeting, now)
             closed.append((meeting.id, "expired"))
             continue
         platform = platforms.get(meeting.platform)
@@ -40,6 +42,7 @@ async def close_finished_meetings(
             continue
         if sessions and all(s.ended_at is not None for s in sessions):
             mark_ended(meeting, "sessions_ended", now)
+            await enqueue_meeting_ended(session, meeting, now)
             closed.append((meeting.id, "sessions_ended"))
     for meeting_id, reason in closed:
         _log.info("meeting ended", meeting_id=meeting_id, reason=reason)

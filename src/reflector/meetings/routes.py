@@ -3,12 +3,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from reflector.auth.dependencies import CurrentUser
+from reflector.db.base import utcnow
 from reflector.deps import SessionDep, SettingsDep
 from reflector.errors import ServiceUnavailable
 from reflector.meetings import service
 from reflector.meetings.schemas import MeetingOut
 from reflector.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from reflector.platforms.base import VideoPlatform
+from reflector.room_webhooks.outbox import enqueue_meeting_ended
 from reflector.rooms import service as rooms
 
 router = APIRouter(prefix="/v1", tags=["meetings"])
@@ -85,6 +87,8 @@ async def end_meeting(
     meeting, room = await service.get_owned_meeting(session, user, meeting_id)
     if meeting.is_active:
         await platform_for(request, meeting.platform).end_meeting(meeting.platform_meeting_id)
-        service.mark_ended(meeting, "ended_by_owner")
+        now = utcnow()
+        service.mark_ended(meeting, "ended_by_owner", now)
+        await enqueue_meeting_ended(session, meeting, now)
         await session.commit()
     return await service.meeting_details(session, meeting, room.name, is_owner=True)

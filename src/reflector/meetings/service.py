@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -17,6 +17,7 @@ from reflector.meetings.models import Meeting, MeetingClaim, MeetingSession, Par
 from reflector.meetings.schemas import MeetingOut
 from reflector.pagination import keyset_page
 from reflector.platforms.base import MeetingRequest, VideoPlatform
+from reflector.room_webhooks.outbox import enqueue_meeting_ended
 from reflector.rooms.models import Room
 
 # A claim older than this belongs to a request that died; it may be taken over.
@@ -113,12 +114,14 @@ async def ensure_meeting(
                     end_date=now + timedelta(hours=meeting_hours),
                 )
             )
-            # A meeting past its end date may still be marked active; it makes way.
-            await session.execute(
-                update(Meeting)
-                .where(Meeting.room_id == room_id, Meeting.is_active.is_(True))
-                .values(is_active=False, ended_at=now, end_reason="expired")
+            # A meeting past its end date may still be marked active; it makes way, and the
+            # room's webhook hears that it ended, as from the lifecycle.
+            stale = await session.scalars(
+                select(Meeting).where(Meeting.room_id == room_id, Meeting.is_active.is_(True))
             )
+            for old in list(stale):
+                mark_ended(old, "expired", now)
+                await enqueue_meeting_ended(session, old, now)
             meeting = Meeting(
                 room_id=room_id,
                 platform=platform.name,

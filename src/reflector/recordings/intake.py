@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reflector.db.base import new_id, utcnow
 from reflector.db.upsert import insert_for
+from reflector.errors import Conflict
 from reflector.jobs.queue import JobQueue
 from reflector.logs import get_logger
 from reflector.meetings.models import Meeting
 from reflector.platforms.whereby.recordings import parse_key
 from reflector.recordings.models import Recording, RecordingStatus
 from reflector.recordings.objects import Source, StoredObject
+from reflector.retention.notices import raw_file_deleted
 
 # The task's name (jobs.tasks registers it; the name routes it to the "audio" queue).
 PROCESS_RECORDING = "reflector.audio.process_recording"
@@ -45,13 +48,7 @@ class Intake:
         if name is None:
             return None
         async with self.engine.begin() as conn:
-            meeting = (
-                await conn.execute(
-                    select(Meeting.id, Meeting.room_id).where(
-                        Meeting.platform_room_name == name.room_name
-                    )
-                )
-            ).first()
+            meeting = await _meeting_of(conn, obj.key)
             status = RecordingStatus.pending if meeting else RecordingStatus.unmatched
             inserted = (
                 await conn.execute(
@@ -159,21 +156,60 @@ class Intake:
         return len(stale)
 
     async def retry(self, recording_id: str) -> bool:
-        """Put a failed or unmatched recording back to pending and enqueue it."""
+        """Put a failed or unmatched recording back to pending and enqueue it; False when
+        there is no such recording in either status. An unmatched one is matched again first
+        (its meeting may have been stored since): Conflict, with a sentence, when it still
+        names no meeting, or when retention deleted its file."""
+        retryable = [RecordingStatus.failed.value, RecordingStatus.unmatched.value]
         async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(Recording.key, Recording.meeting_id, Recording.object_deleted_at).where(
+                        Recording.id == recording_id, Recording.status.in_(retryable)
+                    )
+                )
+            ).first()
+            if row is None:
+                return False
+            if row.object_deleted_at is not None:
+                raise await raw_file_deleted(conn, recording_id, row.object_deleted_at)
+            meeting = None if row.meeting_id else await _meeting_of(conn, row.key)
+            if row.meeting_id is None and meeting is None:
+                raise Conflict(
+                    f"Recording {recording_id} still names no meeting this service knows "
+                    f"(its key is {row.key!r}): it was recorded in a Whereby room Reflector did "
+                    "not create, or its meeting was deleted. It stays unmatched."
+                )
+            matched = {"meeting_id": meeting.id, "room_id": meeting.room_id} if meeting else {}
             reset = (
                 await conn.execute(
                     update(Recording)
-                    .where(
-                        Recording.id == recording_id,
-                        Recording.status.in_(
-                            [RecordingStatus.failed.value, RecordingStatus.unmatched.value]
-                        ),
+                    .where(Recording.id == recording_id, Recording.status.in_(retryable))
+                    .values(
+                        status=RecordingStatus.pending.value,
+                        error=None,
+                        job_enqueued_at=None,
+                        **matched,
                     )
-                    .values(status=RecordingStatus.pending.value, error=None, job_enqueued_at=None)
                     .returning(Recording.id)
                 )
             ).first()
         if reset is None:
             return False
+        if meeting is not None:
+            _log.info(
+                "unmatched recording matched", recording_id=recording_id, meeting_id=meeting.id
+            )
         return await self.ensure_job(recording_id)
+
+
+async def _meeting_of(conn: AsyncConnection, key: str) -> Row[str, str] | None:
+    """The meeting (id, room_id) whose room a recording's key names, if we know it."""
+    name = parse_key(key)
+    if name is None:
+        return None
+    return (
+        await conn.execute(
+            select(Meeting.id, Meeting.room_id).where(Meeting.platform_room_name == name.room_name)
+        )
+    ).first()

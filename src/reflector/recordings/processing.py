@@ -20,6 +20,7 @@ from reflector.meetings.presence import meeting_presence, people_count
 from reflector.pipeline.runner import Backends, PipelineResult, Request
 from reflector.recordings.models import Recording, RecordingStatus
 from reflector.recordings.storage import Storage
+from reflector.room_webhooks.outbox import enqueue_transcript_completed
 from reflector.rooms.models import Room
 from reflector.transcripts.models import Transcript, TranscriptStatus
 from reflector.transcripts.processing import run_transcript, transcript_prefix
@@ -92,6 +93,8 @@ async def process_recording(
                 processed_at=utcnow(),
             )
         )
+        # In this transaction: the event is sent if and only if the transcript is stored.
+        await enqueue_transcript_completed(conn, transcript_id, utcnow())
 
     async def failed(conn: AsyncConnection, error: str) -> None:
         await _mark_failed(conn, recording_id, error)

@@ -25,3 +25,5 @@ class RecordingOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     processed_at: datetime | None
+    # When retention deleted the file from its bucket (download then answers 410).
+    object_deleted_at: datetime | None

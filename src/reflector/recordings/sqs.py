@@ -15,14 +15,17 @@ import asyncio
 import contextlib
 import re
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped, unused-ignore]
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.logs import get_logger
+from reflector.metrics import counters
 from reflector.platforms.whereby.recordings import is_recording_key as whereby_recording_key
 from reflector.recordings.objects import StoredObject
 from reflector.recordings.s3_events import MalformedNotification, TestEvent, parse_notification
@@ -103,6 +106,8 @@ class SqsConsumer:
         region_name: str | None = None,
         backoff_initial_seconds: float = 1.0,
         backoff_max_seconds: float = 60.0,
+        # Where to count messages (metric_counters, for /metrics); None counts nothing.
+        metrics_engine: AsyncEngine | None = None,
     ) -> None:
         if not 1 <= max_messages <= MAX_MESSAGES:
             raise ValueError(f"max_messages must be 1 to {MAX_MESSAGES} (got {max_messages})")
@@ -116,6 +121,7 @@ class SqsConsumer:
         )
         self.backoff_initial_seconds = backoff_initial_seconds
         self.backoff_max_seconds = backoff_max_seconds
+        self.metrics_engine = metrics_engine
         self._attribute_names = _attribute_names_parameter(self.client)
 
     async def poll_once(self) -> PollResult:
@@ -162,6 +168,7 @@ class SqsConsumer:
         return messages
 
     async def _handle(self, messages: list[dict[str, Any]]) -> PollResult:
+        received_at = time.time()
         result = PollResult(received=len(messages))
         done: list[dict[str, Any]] = []
         for message in messages:
@@ -175,6 +182,8 @@ class SqsConsumer:
                 continue
             done.append(message)
         result.deleted = await self._delete(done)
+        if self.metrics_engine is not None and messages:
+            await counters.write(self.metrics_engine, _poll_metrics(messages, result, received_at))
         return result
 
     async def _handle_message(self, message: dict[str, Any]) -> str:
@@ -254,6 +263,27 @@ class SqsConsumer:
                 error=f"{failure.get('Code')}: {failure.get('Message')}",
             )
         return len(response.get("Successful", []))
+
+
+def _poll_metrics(
+    messages: list[dict[str, Any]], result: PollResult, received_at: float
+) -> counters.Batch:
+    """The poll's counts, and each message's age at receipt (from its SentTimestamp, in
+    milliseconds since the epoch; a clock behind SQS's reads as age 0)."""
+    batch = counters.Batch()
+    family = counters.SQS_MESSAGES
+    batch.increment(family.name, {"outcome": "received"}, result.received)
+    batch.increment(family.name, {"outcome": "deleted"}, result.deleted)
+    batch.increment(family.name, {"outcome": "failed"}, result.failed)
+    age = counters.SQS_MESSAGE_AGE
+    for message in messages:
+        sent = message.get("Attributes", {}).get("SentTimestamp")
+        try:
+            seconds = max(0.0, received_at - int(sent) / 1000)
+        except (TypeError, ValueError):
+            continue
+        batch.observe(age.name, None, seconds, age.buckets)
+    return batch
 
 
 def _attribute_names_parameter(client: Any) -> str:

@@ -34,7 +34,12 @@ DERIVED_FOLDER = "derived"
 T = TypeVar("T")
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=10)
+# SigV4 for signed links too (boto3 still signs those with SigV2 unless told).
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4},
+    connect_timeout=10,
+    signature_version="s3v4",
+)
 
 
 class ListingDenied(Exception):
@@ -74,6 +79,11 @@ class Storage(Protocol):
 
     async def delete(self, key: str) -> None:
         """Remove the object; a missing one is fine."""
+        ...
+
+    async def presigned_url(self, key: str, seconds: int) -> str | None:
+        """A link that lets whoever holds it GET the object for `seconds`, or None when this
+        storage cannot make one (a local folder: serve the bytes instead)."""
         ...
 
     def list_keys(self, prefix: str = "") -> AsyncIterator[str]:
@@ -199,6 +209,16 @@ class S3Storage:
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=key)
+
+    async def presigned_url(self, key: str, seconds: int) -> str:
+        # Signed locally, no request; in a thread, as finding credentials may block.
+        url: str = await asyncio.to_thread(
+            self.client.generate_presigned_url,
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=seconds,
+        )
+        return url
 
     async def list_keys(self, prefix: str = "") -> AsyncIterator[str]:
         request: dict[str, Any] = {
@@ -336,6 +356,10 @@ class LocalStorage:
     async def delete(self, key: str) -> None:
         path = self.path(key)
         await asyncio.to_thread(self._delete, path)
+
+    async def presigned_url(self, key: str, seconds: int) -> None:
+        # A folder has no links to hand out.
+        return None
 
     def _delete(self, path: Path) -> None:
         path.unlink(missing_ok=True)

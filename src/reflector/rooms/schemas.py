@@ -4,10 +4,20 @@ import re
 from datetime import datetime
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+)
 
 from reflector.inputs import StrictInput
 from reflector.platforms.registry import DEFAULT_PLATFORM, is_known_platform, platform_names
+from reflector.room_webhooks.urls import WebhookUrl
 from reflector.rooms.models import RecordingTrigger, RecordingType, RoomMode
 
 ROOM_NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,39}$")
@@ -44,6 +54,8 @@ class RoomCreate(StrictInput):
     retention_recording_days: RetentionDays | None = None
     retention_audio_days: RetentionDays | None = None
     retention_transcript_days: RetentionDays | None = None
+    # Where the room's events are POSTed; its first URL gets a signing secret, shown once.
+    webhook_url: WebhookUrl | None = None
 
 
 class RoomUpdate(StrictInput):
@@ -60,6 +72,15 @@ class RoomUpdate(StrictInput):
     retention_recording_days: RetentionDays | None = None
     retention_audio_days: RetentionDays | None = None
     retention_transcript_days: RetentionDays | None = None
+    webhook_url: WebhookUrl | None = None  # null removes it (the secret is kept)
+
+
+def _is_set(secret: object) -> bool:
+    return secret is not None
+
+
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class RoomOut(BaseModel):
@@ -76,5 +97,18 @@ class RoomOut(BaseModel):
     retention_recording_days: int | None
     retention_audio_days: int | None
     retention_transcript_days: int | None
+    webhook_url: str | None
+    # Only whether the room has a signing secret: read from the room's secret, never showing it.
+    has_webhook_secret: Annotated[bool, BeforeValidator(_is_set)] = Field(
+        validation_alias="webhook_secret"
+    )
+    # The secret itself, in the one response that generated it (with_secret); omitted from
+    # every other. Never read from the room.
+    webhook_secret: str | None = Field(
+        None, validation_alias="issued_webhook_secret", exclude_if=_is_none
+    )
     created_at: datetime
     updated_at: datetime
+
+    def with_secret(self, secret: str | None) -> RoomOut:
+        return self.model_copy(update={"webhook_secret": secret})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -9,7 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from reflector.auth.models import User
 from reflector.errors import Conflict, NotFound
 from reflector.pagination import keyset_page
+from reflector.platforms.base import VideoPlatform
+from reflector.room_webhooks.signing import new_secret
 from reflector.rooms.models import Room
+from reflector.rooms.platform_migration import migrate_room
 from reflector.rooms.schemas import RoomCreate, RoomUpdate
 
 ROOM_ID_PREFIX = "room_"
@@ -17,6 +22,15 @@ ROOM_ID_PREFIX = "room_"
 
 def _taken(name: str) -> Conflict:
     return Conflict(f"A room named '{name}' already exists; room names are unique, pick another.")
+
+
+def issue_webhook_secret(room: Room) -> str | None:
+    """Give a room that has a webhook URL but no signing secret yet a secret, and return it
+    (the caller shows it once); None when there was nothing to issue."""
+    if room.webhook_url is None or room.webhook_secret is not None:
+        return None
+    room.webhook_secret = new_secret()
+    return room.webhook_secret
 
 
 async def _name_taken(session: AsyncSession, name: str) -> bool:
@@ -54,9 +68,18 @@ async def list_rooms(
     return await keyset_page(session, query, Room, limit=limit, cursor=cursor)
 
 
-async def update_room(session: AsyncSession, owner: User, ref: str, data: RoomUpdate) -> Room:
+async def update_room(
+    session: AsyncSession,
+    owner: User,
+    ref: str,
+    data: RoomUpdate,
+    platforms: Mapping[str, VideoPlatform],
+) -> Room:
+    """`platforms`: the registered ones, to end the room's active meetings on its old platform
+    when `platform` changes."""
     room = await get_room(session, owner, ref)
     changes = data.model_dump(exclude_unset=True)
+    new_platform = changes.pop("platform", None)
     new_name = changes.get("name")
     if new_name and new_name != room.name and await _name_taken(session, new_name):
         raise _taken(new_name)
@@ -67,6 +90,9 @@ async def update_room(session: AsyncSession, owner: User, ref: str, data: RoomUp
     except IntegrityError:
         await session.rollback()
         raise _taken(str(new_name)) from None
+    # Last, once nothing else can fail: it ends meetings on the old platform.
+    if new_platform is not None and new_platform != room.platform:
+        await migrate_room(session, room, new_platform, platforms)
     return room
 
 

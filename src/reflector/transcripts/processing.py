@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reflector.db.base import utcnow
 from reflector.logs import get_logger
+from reflector.metrics import counters
 from reflector.pipeline.runner import (
     AudioOutput,
     Backends,
@@ -85,6 +87,17 @@ async def delete_objects(derived: Storage, transcript: Transcript) -> int:
     return len(keys)
 
 
+async def measure_stored_bytes(derived: Storage, storage_prefix: str) -> int:
+    """Bytes of the derived objects under a transcript's `storage_prefix` now (objects that
+    vanish while being measured count 0)."""
+    prefix = storage_prefix.rstrip("/") + "/"
+    total = 0
+    async for key in derived.list_keys(prefix.removeprefix(derived.prefix)):
+        if key.startswith(prefix):
+            total += await derived.size(key) or 0
+    return total
+
+
 async def run_transcript(
     transcript_id: str,
     *,
@@ -119,7 +132,11 @@ async def run_transcript(
     prefix: str = row.storage_prefix
     owner_id: str = row.owner_id
 
+    # perf_counter() when each step that runs (not one reused from storage) started.
+    running: dict[str, float] = {}
+
     async def on_step(step: str, key: str | None) -> None:
+        finished = time.perf_counter()
         async with engine.begin() as conn:
             row = (
                 await conn.execute(select(Transcript.steps).where(Transcript.id == transcript_id))
@@ -133,6 +150,13 @@ async def run_transcript(
                 update(Transcript)
                 .where(Transcript.id == transcript_id)
                 .values(step=step, steps=steps)
+            )
+        if key is None:
+            running[step] = time.perf_counter()
+        elif step in running:
+            family = counters.PIPELINE_STEP_DURATION
+            await counters.observe(
+                engine, family.name, {"step": step}, finished - running.pop(step), family.buckets
             )
 
     folder = Path(tempfile.mkdtemp(prefix=f"{transcript_id}-", dir=workdir))
@@ -156,6 +180,7 @@ async def run_transcript(
         shutil.rmtree(folder, ignore_errors=True)
 
     doc = result.document
+    stored_bytes = await _stored_bytes(derived, prefix, transcript_id)
     async with engine.begin() as conn:
         ended = await conn.execute(
             update(Transcript)
@@ -171,6 +196,7 @@ async def run_transcript(
                 audio_key=result.audio.wav,
                 playback_key=result.audio.playback,
                 ended_at=utcnow(),
+                stored_bytes=stored_bytes,
             )
         )
         # No row: deleted during the last step.
@@ -188,6 +214,20 @@ async def run_transcript(
         reused=result.reused,
     )
     return Outcome("ended", document=doc, audio=result.audio)
+
+
+async def _stored_bytes(derived: Storage, prefix: str, transcript_id: str) -> int | None:
+    """measure_stored_bytes, or None (unknown, with a warning) when storage did not answer:
+    a number for /metrics must not fail a finished transcript."""
+    try:
+        return await measure_stored_bytes(derived, prefix)
+    except Exception as exc:
+        _log.warning(
+            "measuring the transcript's stored bytes failed; stored_bytes left unknown",
+            transcript_id=transcript_id,
+            error=f"{exc.__class__.__name__}: {exc}",
+        )
+        return None
 
 
 async def _fail(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ValidationError
 
 from reflector.auth.dependencies import CurrentUser, OptionalUser
+from reflector.db.base import utcnow
 from reflector.deps import SessionDep
 from reflector.errors import Conflict, InvalidInput, NotFound
 from reflector.jobs.queue import JobQueue
@@ -16,7 +18,9 @@ from reflector.pagination import DEFAULT_LIMIT, Cursor, Limit, Page
 from reflector.pipeline.export import EXPORT_FORMATS
 from reflector.pipeline.runner import AudioOutput
 from reflector.pipeline.types import TranscriptDocument
-from reflector.recordings.storage import ObjectMissing, Storage
+from reflector.recordings.storage import ObjectMissing, Storage, recording_storage
+from reflector.retention import deletion as retention
+from reflector.retention.notices import audio_gone
 from reflector.settings import Settings
 from reflector.transcripts import service
 from reflector.transcripts.access import readable_transcript
@@ -81,6 +85,20 @@ def _settings(request: Request) -> Settings:
 def _derived(request: Request) -> Storage:
     storage: Storage = request.app.state.derived_storage
     return storage
+
+
+def _recordings(request: Request) -> Callable[[], Storage]:
+    """The recording storage, made on first use and kept: an S3 client is costly to make, and
+    most requests never need it."""
+
+    def get() -> Storage:
+        storage: Storage | None = getattr(request.app.state, "recording_storage", None)
+        if storage is None:
+            storage = recording_storage(_settings(request))
+            request.app.state.recording_storage = storage
+        return storage
+
+    return get
 
 
 def _jobs(request: Request) -> JobQueue:
@@ -181,13 +199,24 @@ async def update_transcript(
     response_class=Response,
     summary="Delete a transcript and its derived files (owner only)",
     description="Removes the transcript and every file derived for it (audio, step outputs, "
-    "exports, an uploaded file). The raw recording in the recording bucket is kept: "
-    "retention of recordings is not handled here yet.",
+    "exports, an uploaded file). Its raw recording in the recording bucket goes too when the "
+    "room has a recording retention policy (the room's retention_recording_days, else "
+    "RETENTION_RECORDING_DAYS; any number of days), and is recorded in the retention audit "
+    "log; without one the raw recording is kept. 503 when the raw recording cannot be "
+    "deleted (nothing is changed then).",
 )
 async def delete_transcript(
     transcript_id: str, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
-    await service.delete_transcript(session, user, transcript_id, _derived(request))
+    await retention.delete_transcript(
+        session,
+        user,
+        transcript_id,
+        derived=_derived(request),
+        recordings=_recordings(request),
+        settings=_settings(request),
+        now=utcnow(),
+    )
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -284,6 +313,8 @@ async def transcript_audio(
     transcript_id: str, request: Request, user: OptionalUser, session: SessionDep
 ) -> Response:
     transcript = await readable_transcript(session, user, transcript_id)
+    if transcript.audio_deleted_at is not None:
+        raise await audio_gone(session, transcript.id, transcript.audio_deleted_at)
     derived = _derived(request)
     key = transcript.playback_key
     if key is None:
@@ -315,6 +346,9 @@ async def transcript_waveform(
     transcript_id: str, request: Request, user: OptionalUser, session: SessionDep
 ) -> Waveform:
     transcript = await readable_transcript(session, user, transcript_id)
+    # The peaks are stored with the audio, and went with it.
+    if transcript.audio_deleted_at is not None:
+        raise await audio_gone(session, transcript.id, transcript.audio_deleted_at)
     audio = await _audio_step(_derived(request), transcript)
     if audio is None:
         raise _not_ready(transcript, "waveform")

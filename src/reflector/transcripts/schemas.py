@@ -40,6 +40,8 @@ class TranscriptSummary(BaseModel):
     room_id: str | None
     created_at: datetime
     ended_at: datetime | None
+    # When retention deleted its audio (the audio and waveform routes then answer 410).
+    audio_deleted_at: datetime | None
     duration: float | None
     language: str | None
     title: str | None

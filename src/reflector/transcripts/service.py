@@ -87,10 +87,20 @@ async def list_transcripts(
 async def delete_transcript(
     session: AsyncSession, user: User, transcript_id: str, derived: Storage
 ) -> None:
-    """Remove the transcript's derived objects (audio, step outputs, exports, an uploaded
-    source), its search entry and its row. A room recording it came from stays in its bucket;
-    its row forgets the audio."""
+    """Delete one of the caller's transcripts (remove_transcript). DELETE
+    /v1/transcripts/{id} goes through retention.deletion, which also applies the raw
+    recording's retention policy."""
     transcript = await owned_transcript(session, user, transcript_id)
+    await remove_transcript(session, transcript, derived)
+
+
+async def remove_transcript(
+    session: AsyncSession, transcript: Transcript, derived: Storage
+) -> None:
+    """Remove the transcript's derived objects (audio, step outputs, exports, an uploaded
+    source), its search entry and its row; the one way a transcript goes (by its owner or by
+    retention). A room recording it came from stays in its bucket; its row forgets the
+    audio."""
     # Objects first: if this stops half way, the row is still there to delete again.
     await delete_objects(derived, transcript)
     await drop_from_index(await session.connection(), transcript.id)

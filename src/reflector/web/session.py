@@ -21,9 +21,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -264,3 +265,17 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc:
         return "/"
     return target
+
+
+async def purge_sessions(db: AsyncSession, now: datetime) -> int:
+    """Delete the rows of sessions that can no longer be used: past SESSION_MAX_AGE, or
+    signed out (revoked) a day ago or more. Each sign-in adds a row, so without this the
+    table only grows. Returns how many went; the caller commits."""
+    result: CursorResult[Any] = await db.execute(  # type: ignore[assignment]
+        delete(ApiToken).where(
+            ApiToken.name.startswith(SESSION_NAME_PREFIX, autoescape=True),
+            (ApiToken.created_at < now - SESSION_MAX_AGE)
+            | (ApiToken.revoked_at < now - timedelta(days=1)),
+        )
+    )
+    return int(result.rowcount)
