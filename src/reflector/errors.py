@@ -39,6 +39,13 @@ class Conflict(AppError):
     code = "conflict"
 
 
+class Gone(AppError):
+    """The thing existed and was deleted on purpose (by retention): 410, not 404."""
+
+    status_code = 410
+    code = "gone"
+
+
 class PayloadTooLarge(AppError):
     status_code = 413
     code = "payload_too_large"

@@ -3,6 +3,7 @@ consumer on moto, the upload job with scripted models), read back in Prometheus'
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector import __version__
@@ -259,3 +261,30 @@ async def test_every_family_counts_what_happened(
     outgoing = "reflector_outgoing_webhook_deliveries_total"
     assert value(found, outgoing, event="transcript.completed", outcome="retrying") == 1
     assert value(found, outgoing, event="transcript.completed", outcome="succeeded") == 1
+
+
+async def test_scrapes_arriving_together_share_one_read(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Several scrapers at once cost at most two reads of the database (one may already be
+    under way when the others ask), not one each; a later scrape reads again."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    sync_engine = engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", count)
+    try:
+        assert (await client.get("/metrics")).status_code == 200
+        one_read = len(statements)
+        assert one_read > 0
+        statements.clear()
+        answers = await asyncio.gather(*(client.get("/metrics") for _ in range(8)))
+        assert [answer.status_code for answer in answers] == [200] * 8
+        assert len(statements) <= 2 * one_read
+        statements.clear()
+        assert (await client.get("/metrics")).status_code == 200
+        assert len(statements) == one_read
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", count)

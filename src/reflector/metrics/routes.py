@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Sequence
 
 from fastapi import APIRouter, Request, Response
@@ -32,14 +34,28 @@ class MetricsExporter:
             version=version, platforms=platforms, derived_label=derived_label
         )
         self.registry.register(self.collector)
+        self._reading = asyncio.Lock()
+        self._last_read_started = -1.0
 
     async def scrape(self, accept: str | None) -> tuple[bytes, str]:
         """The exposition body and its content type: OpenMetrics when the scraper asks for it
         (Prometheus does), else the classic text format."""
-        await self.collector.refresh(self.engine)
+        await self._refresh()
         # No await from here on: the body is made from the snapshot just read.
         encoder, content_type = choose_encoder(accept or "")
         return encoder(self.registry), content_type
+
+    async def _refresh(self) -> None:
+        # Scrapes that arrive together (several Prometheus servers, a dashboard) share one
+        # read: a read that started after this scrape asked is as new as its own would be. A
+        # read costs about 0.16 s on PostgreSQL with a million webhook events.
+        asked = time.monotonic()
+        async with self._reading:
+            if self._last_read_started >= asked:
+                return
+            started = time.monotonic()
+            await self.collector.refresh(self.engine)
+            self._last_read_started = started
 
 
 @router.get(

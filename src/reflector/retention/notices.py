@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from reflector.errors import Conflict
+from reflector.errors import Conflict, Gone
 from reflector.retention.models import RetentionDeletion
-from reflector.retention.policy import ROOM_FIELD, SETTING, Gone, Kind, stamp
+from reflector.retention.policy import ROOM_FIELD, SETTING, Kind, stamp
 
 
 async def deletion_reason(

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from reflector.errors import AppError
 from reflector.settings import Settings
 
 
@@ -39,13 +38,6 @@ ROOM_FIELD = {
     Kind.audio: "retention_audio_days",
     Kind.transcript: "retention_transcript_days",
 }
-
-
-class Gone(AppError):
-    """The thing existed and was deleted on purpose (by retention): 410, not 404."""
-
-    status_code = 410
-    code = "gone"
 
 
 @dataclass(frozen=True)
