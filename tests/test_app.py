@@ -57,6 +57,12 @@ async def test_unexpected_errors_are_500_with_the_request_id(tmp_path: Path) -> 
     assert response.json()["error"] == "internal_error"
     assert "req-42" in response.json()["detail"]
     assert "boom" not in response.text
+    # Sent by Starlette's outermost error middleware, yet hardened like every other answer.
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert (
+        response.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    )
 
 
 async def test_request_id_is_echoed_or_generated(client: httpx.AsyncClient) -> None:

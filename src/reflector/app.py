@@ -37,7 +37,7 @@ from reflector.recordings.routes import router as recordings_router
 from reflector.recordings.storage import derived_storage, recording_storage
 from reflector.room_webhooks.routes import router as room_webhooks_router
 from reflector.rooms.routes import router as rooms_router
-from reflector.security import install_security
+from reflector.security import install_security, security_headers
 from reflector.settings import Settings, settings_from_environment
 from reflector.transcripts.routes import router as transcripts_router
 from reflector.transcripts.search_routes import router as transcript_search_router
@@ -223,6 +223,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             "internal_error",
             f"Something went wrong on our side (request id {request_id}); "
             "the server log has the details under that id.",
+            security_headers(request.app.state.settings),
         )
 
 

@@ -198,6 +198,14 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+def security_headers(settings: Settings) -> dict[str, str]:
+    """The headers of a JSON answer, for the one answer the middleware never sees: the 500 of
+    an unhandled error, which Starlette's outermost error middleware sends itself."""
+    production = settings.ENVIRONMENT.value == "production"
+    pairs = (*_HEADERS, _HSTS) if production else _HEADERS
+    return {name.decode(): value.decode() for name, value in (*pairs, (_CSP, _API_CSP))}
+
+
 def _is_json(headers: list[tuple[bytes, bytes]]) -> bool:
     for name, value in headers:
         if bytes(name).lower() == b"content-type":
