@@ -12,7 +12,7 @@ takes its audio with it, so its audio is not listed separately.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,16 +111,20 @@ def _failed(deletion: Deletion, exc: Exception) -> None:
     )
 
 
-async def load_rooms(conn: AsyncConnection) -> dict[str, RoomRetention]:
-    rows = await conn.execute(
-        select(
-            Room.id,
-            Room.name,
-            Room.retention_recording_days,
-            Room.retention_audio_days,
-            Room.retention_transcript_days,
-        )
+async def load_rooms(
+    conn: AsyncConnection, ids: Collection[str] | None = None
+) -> dict[str, RoomRetention]:
+    """Rooms' retention overrides by room id: the rooms `ids` names, or all of them."""
+    query = select(
+        Room.id,
+        Room.name,
+        Room.retention_recording_days,
+        Room.retention_audio_days,
+        Room.retention_transcript_days,
     )
+    if ids is not None:
+        query = query.where(Room.id.in_(list(ids)))
+    rows = await conn.execute(query)
     return {row.id: RoomRetention(*row) for row in rows}
 
 

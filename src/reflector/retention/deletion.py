@@ -85,8 +85,10 @@ async def _delete_raw(
     ).first()
     if recording is None:
         return None  # gone already
-    rooms = await load_rooms(await session.connection())
-    room = rooms.get(recording.room_id) if recording.room_id is not None else None
+    room = None
+    if recording.room_id is not None:
+        rooms = await load_rooms(await session.connection(), [recording.room_id])
+        room = rooms.get(recording.room_id)
     rule = rule_for(Kind.recording, settings, room)
     if rule is None:
         return None  # no recording retention: the raw recording is kept
