@@ -538,13 +538,16 @@ async def test_recording_unmatched(engine: AsyncEngine, client: httpx.AsyncClien
 
 
 async def failed_recording(
-    engine: AsyncEngine, account: Account, tmp_path: Path, recordings: LocalStorage | S3Storage
-) -> tuple[str, str]:
-    """A recording of `account`'s meeting, processed from `recordings`: (id, its key)."""
-    meeting = await make_meeting(engine, account)
-    key = recording_key(meeting.platform_room_name)
+    engine: AsyncEngine,
+    meeting: Meeting,
+    tmp_path: Path,
+    recordings: LocalStorage | S3Storage,
+    bucket: str = "recordings",
+) -> str:
+    """The recording of `meeting` in `bucket`, announced and processed from `recordings`, which
+    fails: its id."""
     received = await Intake(engine, RecordingJobQueue()).receive(
-        StoredObject("recordings", key), Source.sqs
+        StoredObject(bucket, recording_key(meeting.platform_room_name)), Source.sqs
     )
     assert received is not None
     status = await process_recording(
@@ -556,7 +559,7 @@ async def failed_recording(
         workdir=tmp_path,
     )
     assert status == "failed"
-    return received.recording_id, key
+    return received.recording_id
 
 
 async def recording_error(client: httpx.AsyncClient, account: Account, recording_id: str) -> str:
@@ -570,9 +573,11 @@ async def recording_error(client: httpx.AsyncClient, account: Account, recording
 async def test_recording_object_missing(
     engine: AsyncEngine, client: httpx.AsyncClient, alice: Account, tmp_path: Path
 ) -> None:
-    recording_id, key = await failed_recording(
-        engine, alice, tmp_path, LocalStorage(tmp_path / "bucket")
+    meeting = await make_meeting(engine, alice)
+    recording_id = await failed_recording(
+        engine, meeting, tmp_path, LocalStorage(tmp_path / "bucket")
     )
+    key = recording_key(meeting.platform_room_name)
     error = await recording_error(client, alice, recording_id)
     assert message("recording-object-missing") in error
     assert error.startswith(f"The object {key} is no longer in")
@@ -600,26 +605,11 @@ async def test_recording_read_denied(
         endpoint_url=moto_server,
         region_name=REGION,
     )
-    # The meeting exists already: process the recording of the same room name.
-    received = await Intake(engine, RecordingJobQueue()).receive(
-        StoredObject(bucket, recording_key(meeting.platform_room_name)), Source.sqs
-    )
-    assert received is not None
     with iam_enforced(moto_server):
-        status = await process_recording(
-            received.recording_id,
-            engine=engine,
-            recordings=storage,
-            derived=LocalStorage(tmp_path / "derived"),
-            backends=scripted_backends()[0],
-            workdir=tmp_path,
-        )
-    assert status == "failed"
-    error = await recording_error(client, alice, received.recording_id)
+        recording_id = await failed_recording(engine, meeting, tmp_path, storage, bucket)
+    error = await recording_error(client, alice, recording_id)
     assert message("recording-read-denied") in error
-    assert error.endswith(
-        f"run `reflector recordings retry {received.recording_id}` once it is fixed."
-    )
+    assert error.endswith(f"run `reflector recordings retry {recording_id}` once it is fixed.")
 
 
 @entry("recording-not-media")
@@ -631,22 +621,8 @@ async def test_recording_not_media(
     await recordings.write(
         recording_key(meeting.platform_room_name), b"<html>not a recording</html>", "video/mp4"
     )
-    received = await Intake(engine, RecordingJobQueue()).receive(
-        StoredObject("bucket", recording_key(meeting.platform_room_name)), Source.sqs
-    )
-    assert received is not None
-    status = await process_recording(
-        received.recording_id,
-        engine=engine,
-        recordings=recordings,
-        derived=LocalStorage(tmp_path / "derived"),
-        backends=scripted_backends()[0],
-        workdir=tmp_path,
-    )
-    assert status == "failed"
-    assert message("recording-not-media") in await recording_error(
-        client, alice, received.recording_id
-    )
+    recording_id = await failed_recording(engine, meeting, tmp_path, recordings, "bucket")
+    assert message("recording-not-media") in await recording_error(client, alice, recording_id)
 
 
 # --- Start-up and configuration ------------------------------------------------------------

@@ -181,6 +181,6 @@ async def test_bad_files_fail_with_a_sentence_and_the_next_job_runs(
     assert rows[good].transcript_id == transcripts[good].id
     assert rows[good].duration == pytest.approx(24.7, abs=0.3)
     assert rows[good].attempts == 1
-    assert rows[good].audio_key is not None
-    assert await derived.size(rows[good].audio_key) is not None
+    assert transcripts[good].audio_key is not None
+    assert await derived.size(transcripts[good].audio_key) is not None
     assert list(tmp_path.glob("rec_*")) == []

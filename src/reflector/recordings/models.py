@@ -48,8 +48,6 @@ class Recording(Base):
     # The recording's start, from its object key.
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)
-    audio_key: Mapped[str | None] = mapped_column(String(1024), default=None)
-    playback_key: Mapped[str | None] = mapped_column(String(1024), default=None)
     source: Mapped[str] = mapped_column(String(20))
     announcements: Mapped[int] = mapped_column(Integer, default=1)
     # Set by whoever enqueues the job, in the same statement that checks nobody did: one job.

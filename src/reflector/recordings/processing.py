@@ -88,8 +88,6 @@ async def process_recording(
                 status=RecordingStatus.completed.value,
                 error=None,
                 duration=result.document.duration,
-                audio_key=result.audio.wav,
-                playback_key=result.audio.playback,
                 processed_at=utcnow(),
             )
         )

@@ -283,7 +283,6 @@ class _Pass:
             select(
                 Transcript.id,
                 Transcript.room_id,
-                Transcript.recording_id,
                 Transcript.ended_at,
                 Transcript.audio_key,
                 Transcript.playback_key,
@@ -346,12 +345,6 @@ class _Pass:
                 )
                 if marked.first() is None:
                     return None
-                if row.recording_id is not None:
-                    await conn.execute(
-                        update(Recording)
-                        .where(Recording.id == row.recording_id)
-                        .values(audio_key=None, playback_key=None)
-                    )
                 await record(conn, deletion, self.now)
         except Exception as exc:
             self.failures += 1

@@ -17,7 +17,6 @@ from reflector.db.base import utcnow
 from reflector.errors import AppError, Conflict, InvalidInput
 from reflector.pagination import keyset_page
 from reflector.pipeline.types import Segment, TranscriptDocument
-from reflector.recordings.models import Recording
 from reflector.recordings.storage import Storage
 from reflector.rooms import service as rooms
 from reflector.rooms.models import Room
@@ -99,16 +98,10 @@ async def remove_transcript(
 ) -> None:
     """Remove the transcript's derived objects (audio, step outputs, exports, an uploaded
     source), its search entry and its row; the one way a transcript goes (by its owner or by
-    retention). A room recording it came from stays in its bucket; its row forgets the
-    audio."""
+    retention). A room recording it came from stays in its bucket."""
     # Objects first: if this stops half way, the row is still there to delete again.
     await delete_objects(derived, transcript)
     await drop_from_index(await session.connection(), transcript.id)
-    await session.execute(
-        update(Recording)
-        .where(Recording.id == transcript.recording_id)
-        .values(audio_key=None, playback_key=None)
-    )
     await session.delete(transcript)
     await session.flush()
 

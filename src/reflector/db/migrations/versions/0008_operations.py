@@ -27,6 +27,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("retention_transcript_days", sa.Integer(), nullable=True))
     with op.batch_alter_table("recordings") as batch:
         batch.add_column(sa.Column("object_deleted_at", _TS, nullable=True))
+        # Copies of its transcript's keys, which retention would have to keep in step.
+        batch.drop_column("playback_key")
+        batch.drop_column("audio_key")
     with op.batch_alter_table("transcripts") as batch:
         batch.add_column(sa.Column("audio_deleted_at", _TS, nullable=True))
         batch.add_column(sa.Column("stored_bytes", sa.BigInteger(), nullable=True))
@@ -116,6 +119,8 @@ def downgrade() -> None:
         batch.drop_column("audio_deleted_at")
     with op.batch_alter_table("recordings") as batch:
         batch.drop_column("object_deleted_at")
+        batch.add_column(sa.Column("audio_key", sa.String(length=1024), nullable=True))
+        batch.add_column(sa.Column("playback_key", sa.String(length=1024), nullable=True))
     with op.batch_alter_table("rooms") as batch:
         batch.drop_column("retention_transcript_days")
         batch.drop_column("retention_audio_days")
