@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from reflector.db import models as _all_models  # noqa: F401 (registers every table)
 from reflector.db.base import utcnow
@@ -39,7 +40,7 @@ SECONDS = 20
 
 
 def bench_url() -> str:
-    return ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE
+    return make_url(ADMIN_URL).set(database=DATABASE).render_as_string(hide_password=False)
 
 
 async def recreate_database() -> None:

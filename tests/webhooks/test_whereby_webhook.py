@@ -75,7 +75,7 @@ def left(meeting: Meeting, participant: str, n: int, created: float, **kw: Any) 
 
 
 async def test_join_and_leave_update_the_meeting(
-    client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting
+    client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting, alice: Account
 ) -> None:
     response = await post_event(client, joined(meeting, "p1", 1, 0, name="Ada"))
     assert response.status_code == 200
@@ -84,6 +84,8 @@ async def test_join_and_leave_update_the_meeting(
     assert await meeting_state(engine, meeting.id) == (2, {"p1": True, "p2": True})
     await post_event(client, left(meeting, "p1", 1, 2))
     assert await meeting_state(engine, meeting.id) == (1, {"p1": False, "p2": True})
+    shown = await client.get(f"/v1/meetings/{meeting.id}", headers=alice.headers)
+    assert shown.json()["num_clients_by_role"] == {"visitor": 1}
 
 
 async def test_left_before_joined_ends_correct(

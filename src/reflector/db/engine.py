@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from reflector.db.fair_pool import FairAsyncQueuePool
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -30,6 +32,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("poolclass", FairAsyncQueuePool)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -37,6 +40,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # server dropped fails one request, and SQLAlchemy then renews the whole pool; recycling
     # keeps connections younger than typical server and proxy idle timeouts.
     kwargs.setdefault("pool_recycle", 1800)
+    # Waiting requests get connections in arrival order (see fair_pool.py).
+    kwargs.setdefault("poolclass", FairAsyncQueuePool)
     return create_async_engine(url, **kwargs)
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Boolean, String, bindparam, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from reflector.db.base import UTCDateTime
+from reflector.db.driver_statement import DriverStatement
 from reflector.db.upsert import insert_for
 from reflector.meetings.apply import apply_event, counts_update, participant_merge
 from reflector.meetings.models import Meeting, Participant
@@ -105,6 +108,17 @@ def _participant_event_postgresql() -> Any:
     )
 
 
+_driver_statements: WeakKeyDictionary[Dialect, DriverStatement] = WeakKeyDictionary()
+
+
+def _participant_event_driver(dialect: Dialect) -> DriverStatement:
+    statement = _driver_statements.get(dialect)
+    if statement is None:
+        statement = DriverStatement.compile(_participant_event_postgresql(), dialect)
+        _driver_statements[dialect] = statement
+    return statement
+
+
 _COUNT_DELIVERY = (
     update(WebhookEvent)
     .where(WebhookEvent.id == bindparam("event_id"))
@@ -175,20 +189,22 @@ async def _participant_event_in_one_statement(
         "by_role": change.num_clients_by_role,
     }
     async with engine.connect() as base:
-        conn = await base.execution_options(isolation_level="AUTOCOMMIT")
-        row = (await conn.execute(_participant_event_postgresql(), params)).one()
-        if not row.stored:
+        # Run on the driver directly, so in autocommit: see DriverStatement for why.
+        row = await _participant_event_driver(engine.dialect).fetchrow(base, params)
+        if not row["stored"]:
+            conn = await base.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(_COUNT_DELIVERY, {"event_id": event.event_id})
             return DUPLICATE
-        if row.meeting_id is None:
+        if row["meeting_id"] is None:
             outcome = Outcome.unmatched
-        elif row.counted or row.state_at == at:
+        elif row["counted"] or row["state_at"] == at:
             outcome = Outcome.applied
         else:
             outcome = Outcome.stale
         if outcome is not Outcome.applied:
             # A second statement: the event is already stored and applied as far as it goes;
             # this only corrects its label in the audit log.
+            conn = await base.execution_options(isolation_level="AUTOCOMMIT")
             await conn.execute(_SET_OUTCOME, {"event_id": event.event_id, "outcome": outcome.value})
         return outcome.value
 
