@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.db.base import utcnow
@@ -11,19 +13,34 @@ from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMo
 from tests.conftest import Account
 
 
+def room_row(owner_id: str, name: str = "standup", **fields: Any) -> Room:
+    """A Whereby room with the API's default settings; `fields` override or add to them."""
+    values: dict[str, Any] = {
+        "platform": "whereby",
+        "recording_type": RecordingType.cloud,
+        "recording_trigger": RecordingTrigger.automatic_2nd_participant,
+        "is_locked": False,
+        "room_mode": RoomMode.normal,
+    }
+    return Room(name=name, owner_id=owner_id, **(values | fields))
+
+
+async def make_room(
+    engine: AsyncEngine, owner_id: str, name: str = "standup", **fields: Any
+) -> Room:
+    """`room_row`, stored."""
+    async with create_session_factory(engine)() as session:
+        room = room_row(owner_id, name, **fields)
+        session.add(room)
+        await session.commit()
+        return room
+
+
 async def make_meeting(engine: AsyncEngine, account: Account) -> Meeting:
     """A room of `account` with an active Whereby meeting, as if created through the API."""
     factory = create_session_factory(engine)
     async with factory() as session:
-        room = Room(
-            name="standup",
-            owner_id=account.user_id,
-            platform="whereby",
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-        )
+        room = room_row(account.user_id)
         session.add(room)
         await session.flush()
         meeting = Meeting(

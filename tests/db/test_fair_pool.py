@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import pytest
 from sqlalchemy import exc, text
@@ -27,7 +28,7 @@ async def _until_waiting(engine: AsyncEngine, count: int) -> None:
     raise AssertionError(f"{count} requests never queued for the connection")
 
 
-async def _arrival_order(engine: AsyncEngine, settle: object) -> list[str]:
+async def _arrival_order(engine: AsyncEngine, settle: Awaitable[None]) -> list[str]:
     """A holds the only connection while W1..W3 queue for it; A then returns it and asks
     again at once. Returns the order in which the connection was obtained."""
     order: list[str] = []
@@ -42,7 +43,7 @@ async def _arrival_order(engine: AsyncEngine, settle: object) -> list[str]:
         conn = await engine.connect()
         await conn.execute(text("SELECT 1"))
         holding.set()
-        await settle  # type: ignore[misc]
+        await settle
         await conn.close()
         async with engine.connect() as again:
             order.append("A again")

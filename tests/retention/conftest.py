@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reflector.db.engine import create_session_factory
 from reflector.recordings.models import Recording, RecordingStatus
 from reflector.recordings.storage import LocalStorage, Storage
-from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMode
 from reflector.transcripts.models import Transcript, TranscriptStatus
 from reflector.transcripts.processing import transcript_prefix
+from tests.factories import make_room
 from tests.fakes.jobs import RecordingJobQueue
 
 
@@ -23,20 +23,7 @@ def jobs() -> RecordingJobQueue:
 
 
 async def add_room(engine: AsyncEngine, owner_id: str, name: str, **retention: int | None) -> str:
-    async with create_session_factory(engine)() as session:
-        room = Room(
-            name=name,
-            owner_id=owner_id,
-            platform="whereby",
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-            **retention,
-        )
-        session.add(room)
-        await session.commit()
-        return room.id
+    return (await make_room(engine, owner_id, name, **retention)).id
 
 
 async def add_recording(

@@ -27,9 +27,10 @@ from reflector.room_webhooks.dispatcher import (
 from reflector.room_webhooks.models import WebhookAttempt, WebhookDelivery
 from reflector.room_webhooks.outbox import insert_delivery
 from reflector.room_webhooks.signing import new_secret, verify
-from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMode
+from reflector.rooms.models import Room
 from reflector.settings import LogFormat, Settings
 from tests.conftest import Account, Database, make_settings
+from tests.factories import make_room
 from tests.hardening.conftest import PRODUCTION
 from tests.room_webhooks.receiver import Receiver, Reply
 
@@ -114,22 +115,8 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def make_room(engine: AsyncEngine, account: Account, url: str | None) -> Room:
-    async with create_session_factory(engine)() as session:
-        room = Room(
-            name="standup",
-            owner_id=account.user_id,
-            platform="whereby",
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-            webhook_url=url,
-            webhook_secret=new_secret(),
-        )
-        session.add(room)
-        await session.commit()
-        return room
+async def webhook_room(engine: AsyncEngine, account: Account, url: str | None) -> Room:
+    return await make_room(engine, account.user_id, webhook_url=url, webhook_secret=new_secret())
 
 
 async def enqueue(engine: AsyncEngine, room: Room, now: datetime = NOW) -> str:
@@ -160,7 +147,7 @@ async def test_retries_back_off_then_succeed(
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     receiver.script(500, 503, 200)
 
@@ -211,7 +198,7 @@ async def test_a_4xx_fails_at_once(
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     receiver.script(400)
     assert await deliver_due(engine, http, settings, NOW) == 1
@@ -230,7 +217,7 @@ async def test_retry_after_of_a_429_is_honoured_up_to_an_hour(
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     receiver.script(
         Reply(429, {"Retry-After": "120"}), Reply(429, {"Retry-After": "86400"}), Reply(204)
@@ -250,7 +237,7 @@ async def test_retries_stop_at_the_end_of_the_window(
     engine: AsyncEngine, alice: Account, receiver: Receiver, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, ROOM_WEBHOOK_RETRY_HOURS=1)
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     receiver.always = Reply(500)
     now = NOW
@@ -278,7 +265,7 @@ async def test_redirects_are_not_followed(
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     receiver.script(Reply(302, {"Location": receiver.url + "/elsewhere"}))
     await deliver_due(engine, http, settings, NOW)
@@ -293,7 +280,7 @@ async def test_no_answer_and_no_connection_are_retried(
     engine: AsyncEngine, alice: Account, receiver: Receiver, tmp_path: Path
 ) -> None:
     settings = make_settings(tmp_path, ROOM_WEBHOOK_TIMEOUT_SECONDS=0.2)
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     slow = await enqueue(engine, room)
     receiver.script(Reply(200, delay=3))
     async with httpx.AsyncClient() as http:
@@ -329,7 +316,7 @@ async def test_a_removed_url_fails_pending_deliveries_without_sending(
     settings: Settings,
     http: httpx.AsyncClient,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     delivery_id = await enqueue(engine, room)
     async with create_session_factory(engine)() as session:
         await session.execute(update(Room).where(Room.id == room.id).values(webhook_url=None))
@@ -353,7 +340,7 @@ async def test_production_never_sends_over_plain_http(
     """A room given an http:// URL before the switch to production: the API refuses such URLs
     now (tests/room_webhooks/test_api.py), and the dispatcher does not send to it either."""
     production = make_settings(tmp_path, **PRODUCTION)
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     assert receiver.url.startswith("http://")
     delivery_id = await enqueue(engine, room)
     await deliver_due(engine, http, production, NOW)
@@ -371,7 +358,7 @@ async def test_two_replicas_never_send_one_delivery_twice(
     receiver: Receiver,
     settings: Settings,
 ) -> None:
-    room = await make_room(engine, alice, receiver.url)
+    room = await webhook_room(engine, alice, receiver.url)
     ids = [await enqueue(engine, room) for _ in range(5)]
     other = database.open()  # a second process's engine on the same database
     try:
@@ -400,7 +387,7 @@ async def test_log_lines_carry_neither_secret_nor_signature(
 ) -> None:
     configure_logging("DEBUG", LogFormat.json)
     try:
-        room = await make_room(engine, alice, receiver.url + "?token=in-the-url")
+        room = await webhook_room(engine, alice, receiver.url + "?token=in-the-url")
         await enqueue(engine, room)
         receiver.script(500)
         await deliver_due(engine, http, settings, NOW)

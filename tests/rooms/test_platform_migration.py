@@ -23,10 +23,11 @@ from reflector.meetings.models import Meeting
 from reflector.platforms.base import VideoPlatform
 from reflector.platforms.whereby.platform import WherebyPlatform
 from reflector.room_webhooks.models import WebhookDelivery
-from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMode
+from reflector.rooms.models import Room
 from reflector.rooms.platform_migration import END_REASON, migrate_platform
 from reflector.settings import Settings
 from tests.conftest import Account, run_async
+from tests.factories import room_row
 from tests.fakes.platform import FakePlatform
 
 
@@ -65,15 +66,7 @@ async def insert_room(
     """A room on `platform` with one meeting per entry of `meetings` (True: active; at most
     one), inserted directly: "legacy" is not a platform the API would accept."""
     async with create_session_factory(engine)() as session:
-        room = Room(
-            name=name,
-            owner_id=owner_id,
-            platform=platform,
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-        )
+        room = room_row(owner_id, name, platform=platform)
         session.add(room)
         await session.flush()
         for number, active in enumerate(meetings):

@@ -30,11 +30,10 @@ from reflector.pipeline.types import (
 from reflector.recordings.models import Recording
 from reflector.recordings.processing import process_recording
 from reflector.recordings.storage import LocalStorage, Storage
-from reflector.rooms.models import RecordingTrigger, RecordingType, Room, RoomMode
 from reflector.settings import Settings
 from reflector.transcripts.models import Transcript
 from tests.conftest import Account
-from tests.factories import make_meeting
+from tests.factories import make_meeting, make_room
 from tests.fakes.pipeline import scripted_backends
 from tests.transcripts.test_recording_transcripts import recording_key, stored_recording
 
@@ -155,22 +154,6 @@ async def store_audio(
         row.playback_key = playback if row.status == "ended" else None
         await session.commit()
     return playback
-
-
-async def make_room(engine: AsyncEngine, owner: Account, name: str) -> str:
-    async with create_session_factory(engine)() as session:
-        room = Room(
-            name=name,
-            owner_id=owner.user_id,
-            platform="whereby",
-            recording_type=RecordingType.cloud,
-            recording_trigger=RecordingTrigger.automatic_2nd_participant,
-            is_locked=False,
-            room_mode=RoomMode.normal,
-        )
-        session.add(room)
-        await session.commit()
-        return room.id
 
 
 def error_of(response: httpx.Response, status: int) -> dict[str, str]:
@@ -324,8 +307,8 @@ async def test_get_tells_share_mode_source_and_filename(
 async def test_listing_filters_and_pages_newest_first(
     client: httpx.AsyncClient, engine: AsyncEngine, alice: Account, bob: Account
 ) -> None:
-    standup = await make_room(engine, alice, "standup")
-    await make_room(engine, bob, "bobs-room")
+    standup = (await make_room(engine, alice.user_id, "standup")).id
+    await make_room(engine, bob.user_id, "bobs-room")
     start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
     made: list[str] = []
     for day in range(5):

@@ -25,9 +25,10 @@ from reflector.transcripts.models import Transcript
 from reflector.transcripts.processing import PROCESS_UPLOAD, process_upload
 from reflector.transcripts.uploads import clean_filename, receive_file, source_extension
 from tests.conftest import Account, make_settings
+from tests.factories import make_room
 from tests.fakes.jobs import RecordingJobQueue
 from tests.fakes.pipeline import ScriptedTranscriber, scripted_backends
-from tests.transcripts.test_api import derived_of, error_of, make_room
+from tests.transcripts.test_api import derived_of, error_of
 
 MEDIA = Path(__file__).resolve().parent.parent / "fixtures" / "media"
 TALK = MEDIA / "talk.m4a"
@@ -86,7 +87,7 @@ async def test_an_upload_becomes_a_transcript_and_delete_removes_it(
     bob: Account,
     tmp_path: Path,
 ) -> None:
-    room_id = await make_room(engine, alice, "standup")
+    room_id = (await make_room(engine, alice.user_id, "standup")).id
     response = await upload(
         client,
         alice,
@@ -414,7 +415,7 @@ async def test_bad_uploads_are_refused_with_a_sentence_and_leave_nothing(
     status: int,
     detail: str,
 ) -> None:
-    await make_room(engine, bob, "bobs-room")
+    await make_room(engine, bob.user_id, "bobs-room")
     response = await client.post(
         "/v1/transcripts",
         content=multipart(BOUNDARY, parts),
