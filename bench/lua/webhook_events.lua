@@ -1,5 +1,6 @@
 -- wrk script: validly signed Whereby joined/left events for one meeting, signed per request.
--- Environment: WEBHOOK_SECRET, MEETING_ID, ROOM_NAME, BASE_EPOCH_MS (createdAt of event 0).
+-- Environment: WEBHOOK_SECRET, MEETING_ID, ROOM_NAME, BASE_EPOCH_MS (createdAt of event 0),
+-- RUN (a number that keeps each wrk run's event ids apart from the other runs').
 package.path = package.path .. ";" .. os.getenv("LUA_DIR") .. "/?.lua"
 local sha = require("sha256")
 
@@ -7,6 +8,7 @@ local secret = os.getenv("WEBHOOK_SECRET")
 local meeting_id = os.getenv("MEETING_ID")
 local room_name = os.getenv("ROOM_NAME")
 local base_ms = tonumber(os.getenv("BASE_EPOCH_MS"))
+local run = tonumber(os.getenv("RUN"))
 local sign = sha.hmac_sha256(secret)
 
 local threads = {}
@@ -35,7 +37,7 @@ function request()
   local participant = "p" .. (seq % 5)
   local kind = (seq % 3 == 0) and "left" or "joined"
   local clients = seq % 7
-  local id = string.format("%08x%056x", thread_id, seq)
+  local id = string.format("%08x%08x%048x", run, thread_id, seq)
   local body = string.format(
     '{"id":"%s","apiVersion":"1.0","createdAt":"%s","type":"room.client.%s","data":'
       .. '{"meetingId":"%s","roomName":"%s","roomSessionId":null,"participantId":"%s",'

@@ -44,7 +44,7 @@ from reflector.transcripts.search_routes import router as transcript_search_rout
 from reflector.validation import describe_validation_error
 from reflector.web.routes import router as web_router
 from reflector.webhooks.ratelimit import WebhookLimiter
-from reflector.webhooks.routes import webhook_router
+from reflector.webhooks.routes import WebhookLane, webhook_router
 
 _MULTIPART_ALLOWANCE = 1 << 20
 _log = get_logger("reflector.app")
@@ -164,6 +164,9 @@ def create_app(
     app.include_router(web_router)
 
     _install_error_handlers(app)
+    # Innermost of ours: the busiest path skips FastAPI's routing; the body limit, request ids
+    # and security headers added below still wrap it.
+    app.add_middleware(WebhookLane, platforms=list(platforms))
     app.add_middleware(
         BodySizeLimitMiddleware,
         limit_for=lambda path: (

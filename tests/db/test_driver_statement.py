@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.db.base import UTCDateTime
-from reflector.db.driver_statement import DriverStatement
+from reflector.db.driver_statement import DriverStatement, on_driver_connection
 from reflector.db.engine import create_engine
 
 _STATEMENT = select(
@@ -33,8 +34,8 @@ async def test_it_sends_the_values_sqlalchemy_would(postgres: AsyncEngine) -> No
     # Not UTC on the way in: the column type's own conversion must run.
     at = datetime(2026, 11, 28, 21, 0, tzinfo=timezone(timedelta(hours=2)))
     params = {"at": at, "doc": {"visitor": 2, "host": None}, "n": 3}
+    raw = await on_driver_connection(postgres, lambda driver: statement.fetchrow(driver, params))
     async with postgres.connect() as conn:
-        raw = await statement.fetchrow(conn, params)
         expected = (await conn.execute(_STATEMENT, params)).one()
     assert raw["at"] == expected.at == at
     assert raw["at"].utcoffset() == timedelta(0)
@@ -49,32 +50,51 @@ async def test_a_naive_datetime_is_refused_as_on_the_core_path(postgres: AsyncEn
         statement.arguments({"at": datetime(2026, 11, 28), "doc": None, "n": 1})
 
 
+async def _backend_pid(engine: AsyncEngine) -> int:
+    pid: int = await on_driver_connection(
+        engine, lambda driver: driver.fetchval("SELECT pg_backend_pid()")
+    )
+    return pid
+
+
 async def test_a_database_error_is_a_sqlalchemy_error_and_the_connection_lives_on(
     postgres: AsyncEngine,
 ) -> None:
     failing = DriverStatement.compile(select(bindparam("n", type_=Integer()) / 0), postgres.dialect)
-    async with postgres.connect() as conn:
-        with pytest.raises(DBAPIError, match="division by zero"):
-            await failing.fetchrow(conn, {"n": 1})
-        assert (await conn.execute(text("SELECT 1"))).scalar() == 1
+    before = await _backend_pid(postgres)
+    with pytest.raises(DBAPIError, match="division by zero"):
+        await on_driver_connection(postgres, lambda driver: failing.fetchrow(driver, {"n": 1}))
+    assert await _backend_pid(postgres) == before
 
 
 async def test_a_dropped_connection_is_not_handed_out_again(postgres: AsyncEngine) -> None:
     statement = DriverStatement.compile(_STATEMENT, postgres.dialect)
     params = {"at": datetime.now(UTC), "doc": None, "n": 1}
-    async with postgres.connect() as conn:
-        pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-        await conn.commit()
+    pid = await _backend_pid(postgres)
     killer = create_engine(str(postgres.url.render_as_string(hide_password=False)))
     try:
         async with killer.connect() as other:
-            await other.execute(text(f"SELECT pg_terminate_backend({int(pid or 0)})"))
+            await other.execute(text(f"SELECT pg_terminate_backend({pid})"))
     finally:
         await killer.dispose()
-    async with postgres.connect() as conn:
-        with pytest.raises(DBAPIError):
-            await statement.fetchrow(conn, params)
+    with pytest.raises(DBAPIError):
+        await on_driver_connection(postgres, lambda driver: statement.fetchrow(driver, params))
     # The only pooled connection was the dead one: the next request gets a fresh one.
-    async with postgres.connect() as conn:
-        row = await statement.fetchrow(conn, params)
-        assert row["n"] == 1
+    row = await on_driver_connection(postgres, lambda driver: statement.fetchrow(driver, params))
+    assert row["n"] == 1
+    assert await _backend_pid(postgres) != pid
+
+
+async def test_a_request_cancelled_mid_statement_leaves_its_connection_usable(
+    postgres: AsyncEngine,
+) -> None:
+    pid = await _backend_pid(postgres)
+    slow = asyncio.ensure_future(
+        on_driver_connection(postgres, lambda driver: driver.execute("SELECT pg_sleep(5)"))
+    )
+    await asyncio.sleep(0.3)
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+    # asyncpg cancels the statement on the server; the one pooled connection serves on.
+    assert await asyncio.wait_for(_backend_pid(postgres), timeout=2) == pid

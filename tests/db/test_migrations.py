@@ -100,3 +100,27 @@ async def test_models_match_the_migrations(empty_engine: AsyncEngine) -> None:
     async with empty_engine.connect() as conn:
         differences = await conn.run_sync(_differences)
     assert differences == [], "models and migrations differ: write a migration"
+
+
+async def test_events_of_deleted_meetings_survive_and_downgrade_unlinks_them(
+    empty_engine: AsyncEngine,
+) -> None:
+    await migrate.upgrade(empty_engine)
+    async with empty_engine.begin() as conn:
+        # A meeting deleted with its room: the audit log keeps the id it named.
+        await conn.execute(
+            text(
+                "INSERT INTO webhook_events (id, platform, type, created_at, received_at, "
+                "meeting_id, outcome, deliveries, payload) VALUES ('evt-1', 'whereby', "
+                "'room.client.joined', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 'mtg_gone', "
+                "'applied', 1, '{}')"
+            )
+        )
+    await migrate.downgrade(empty_engine, "0008")
+    async with empty_engine.connect() as conn:
+        kept = await conn.execute(text("SELECT id, meeting_id FROM webhook_events"))
+        assert kept.all() == [("evt-1", None)]
+        foreign_keys = await conn.run_sync(
+            lambda sync: inspect(sync).get_foreign_keys("webhook_events")
+        )
+    assert [fk["referred_table"] for fk in foreign_keys] == ["meetings"]

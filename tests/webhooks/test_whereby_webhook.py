@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reflector.app import create_app
@@ -20,7 +23,13 @@ from reflector.platforms.whereby.signature import sign
 from reflector.webhooks.models import WebhookEvent, WebhookRejection
 from tests.conftest import Account, make_settings
 from tests.factories import make_meeting
-from tests.webhooks.whereby_events import client_event, compact, envelope, signed_headers
+from tests.webhooks.whereby_events import (
+    BASE_TIME,
+    client_event,
+    compact,
+    envelope,
+    signed_headers,
+)
 
 URL = "/v1/whereby"
 
@@ -138,6 +147,54 @@ async def test_duplicate_delivery_changes_nothing(
         assert stored.payload == compact(first).decode()
 
 
+async def stored_outcomes(engine: AsyncEngine) -> dict[str, str]:
+    async with create_session_factory(engine)() as session:
+        return dict((await session.execute(select(WebhookEvent.id, WebhookEvent.outcome))).all())
+
+
+async def test_the_audit_log_keeps_each_events_outcome(
+    client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting
+) -> None:
+    story = [
+        joined(meeting, "p1", 1, 0),
+        left(meeting, "p1", 0, 5),
+        # Older than the count and than p1's last event: nothing to apply.
+        joined(meeting, "p1", 1, 1),
+        # Older than the count, but p2's first event: p2 is recorded.
+        joined(meeting, "p2", 1, 2),
+    ]
+    answers = [(await post_event(client, event)).json()["status"] for event in story]
+    assert answers == ["applied", "applied", "stale", "applied"]
+    outcomes = await stored_outcomes(engine)
+    assert [outcomes[event["id"]] for event in story] == answers
+
+
+async def test_an_event_overtaken_while_it_waits_is_stored_as_stale(
+    client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: nothing overtakes a waiting event")
+    await post_event(client, joined(meeting, "p1", 1, 0))
+    newer = BASE_TIME + timedelta(seconds=20)
+    async with engine.connect() as other:
+        # A newer event's writes, not yet committed: they hold the rows the next event needs.
+        await other.execute(
+            update(Meeting).where(Meeting.id == meeting.id).values(counts_event_at=newer)
+        )
+        await other.execute(
+            update(Participant).where(Participant.meeting_id == meeting.id).values(state_at=newer)
+        )
+        waiting = asyncio.ensure_future(post_event(client, joined(meeting, "p1", 1, 10)))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        await other.commit()
+        answer = await waiting
+    # Its statement saw the older rows and stored it as applied; the rows it got were newer.
+    assert answer.json()["status"] == "stale"
+    outcomes = await stored_outcomes(engine)
+    assert outcomes[answer.json()["event_id"]] == "stale"
+
+
 async def test_sessions_are_recorded(
     client: httpx.AsyncClient, engine: AsyncEngine, meeting: Meeting
 ) -> None:
@@ -250,6 +307,37 @@ async def test_body_over_64_kib_is_413(client: httpx.AsyncClient) -> None:
     body = compact(envelope("room.client.knocked", {"pad": "x" * 70_000}))
     response = await client.post(URL, content=body, headers=signed_headers(body))
     _error(response, 413, "payload_too_large")
+
+
+async def test_a_streamed_body_over_64_kib_is_413(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    body = compact(envelope("room.client.knocked", {"pad": "x" * 70_000}))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # No Content-Length: the limit applies while the body streams in.
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    response = await client.post(URL, content=chunks(), headers=signed_headers(body))
+    _error(response, 413, "payload_too_large")
+    assert await count(engine, WebhookEvent) == 0
+
+
+async def test_answers_carry_the_request_id_and_security_headers(
+    client: httpx.AsyncClient, meeting: Meeting
+) -> None:
+    body = compact(joined(meeting, "p1", 1, 0))
+    response = await client.post(
+        URL, content=body, headers={**signed_headers(body), "X-Request-ID": "hook-1"}
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "hook-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_other_methods_on_the_webhook_path_are_405(client: httpx.AsyncClient) -> None:
+    _error(await client.get(URL), 405, "method_not_allowed")
 
 
 async def test_no_secret_configured_is_503(engine: AsyncEngine, tmp_path: Path) -> None:

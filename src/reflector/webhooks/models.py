@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from reflector.db.base import Base, UTCDateTime
@@ -27,9 +27,9 @@ class WebhookEvent(Base):
     type: Mapped[str] = mapped_column(String(100), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    meeting_id: Mapped[str | None] = mapped_column(
-        ForeignKey("meetings.id", ondelete="SET NULL"), index=True
-    )
+    # The meeting the event named, kept after that meeting is deleted. No foreign key: its
+    # check locked the meeting's row for every event (migration 0009 says why that hurt).
+    meeting_id: Mapped[str | None] = mapped_column(String(40), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
     deliveries: Mapped[int] = mapped_column(Integer, default=1)
     payload: Mapped[str] = mapped_column(Text)
