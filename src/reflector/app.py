@@ -147,7 +147,7 @@ def create_app(
         redis_url=settings.REDIS_URL,
     )
 
-    # Webhooks first: routes are matched in order, and they are the busiest path.
+    # For the API description and other methods' 405: WebhookLane (below) answers the POSTs.
     for name in platforms:
         app.include_router(webhook_router(name))
     app.include_router(health_router)

@@ -1,4 +1,4 @@
-"""A Core statement run straight on the asyncpg connection, for the one hottest statement.
+"""Core statements run straight on the asyncpg connection, for the webhook hot path.
 
 SQLAlchemy's execution machinery (execution context, parameter processing, result wrapping)
 cost ~140 µs of CPU per webhook event on top of ~250 µs for the driver itself. The statement
